@@ -1,0 +1,33 @@
+# The two commands the README opens with: `make demo` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/zsrec: requirements.lock pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(BIN)/zsrec
+
+setup: $(BIN)/zsrec
+
+demo: setup
+	$(BIN)/zsrec demo
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+lint: setup
+	$(BIN)/ruff check zsrec tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/new_category.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

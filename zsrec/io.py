@@ -1,0 +1,66 @@
+"""Atomic file writes and pickle-free array storage: nothing half-written is ever left under a final name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
+    """`np.save` through a temporary file; object arrays are refused (they would need pickle)."""
+    array = np.asarray(array)
+    if array.dtype == object:
+        raise TypeError(f"refusing to save an object array to {path}: it would need pickle")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_arrays(directory: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save each array as `<name>.npy` in `directory`."""
+    for name, array in arrays.items():
+        atomic_save_npy(Path(directory) / f"{name}.npy", array)
+
+
+def load_arrays(directory: str | Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """Load `<name>.npy` files with `allow_pickle=False`; a missing file raises FileNotFoundError naming it."""
+    out = {}
+    for name in names:
+        path = Path(directory) / f"{name}.npy"
+        if not path.exists():
+            raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
+        out[name] = np.load(path, allow_pickle=False)
+    return out

@@ -1,0 +1,133 @@
+"""The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from zsrec import __version__
+from zsrec.data.dataset import Dataset
+from zsrec.errors import NotFittedError
+from zsrec.io import atomic_write_text, load_arrays, save_arrays
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Top-k recommendations: `items[u, j]` is the j-th best item index for the u-th requested user."""
+
+    items: np.ndarray  # (n_users, k) int64 item indexes
+    scores: np.ndarray  # (n_users, k) float32, descending along each row
+
+
+class Recommender(ABC):
+    """Base of every recommender.
+
+    `fit(data)` sees a `Dataset` whose `interactions` are everything the model may learn from; a user's
+    history is their interactions there (in leave-category-out: everything outside the held-out categories).
+    Learned state lives in attributes ending in `_`, listed in `_state` so that `save`/`load` can write them
+    as `.npy` files next to a `config.json` (no pickle anywhere).
+    """
+
+    name: ClassVar[str]
+    #: names of learned attributes (numpy arrays) that save/load persist
+    _state: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    # -- the contract ---------------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, data: Dataset) -> Self:
+        """Learn from `data` (and remember user histories); returns self."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores of shape (len(users), len(items)); higher is better. Users and items are indexes."""
+
+    def recommend(
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        candidates: np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> Ranking:
+        """Top-`k` items per user among `candidates` (default: the whole catalog)."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        cand = np.arange(self.n_items_) if candidates is None else np.asarray(candidates, dtype=np.int64)
+        scores = self.score(users, cand).astype(np.float32, copy=True)
+        if exclude_seen:
+            mask_seen(scores, users, cand, self.histories_)
+        k = min(k, len(cand))
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(cand) else np.tile(np.arange(len(cand)), (len(users), 1))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        return Ranking(items=cand[top], scores=np.take_along_axis(top_scores, order, axis=1))
+
+    # -- shared helpers -------------------------------------------------------------------------------
+    def _remember(self, data: Dataset) -> None:
+        """Store what every model needs at scoring time: catalog size and each user's history."""
+        self.n_items_ = data.n_items
+        self.n_users_ = data.n_users
+        self.histories_ = data.histories()
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(data) before using it")
+
+    def get_config(self) -> dict[str, Any]:
+        settings = dataclasses.asdict(self.settings) if dataclasses.is_dataclass(self.settings) else None
+        return {"model": self.name, "zsrec_version": __version__, "settings": settings}
+
+    def save(self, directory: str | Path) -> None:
+        """Write `config.json` and one `.npy` per learned array into `directory` (atomically, file by file)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {name: getattr(self, name) for name in self._state}
+        arrays["n_items_"] = np.asarray(self.n_items_)
+        arrays["n_users_"] = np.asarray(self.n_users_)
+        lengths = np.asarray([len(h) for h in self.histories_], dtype=np.int64)
+        arrays["history_lengths_"] = lengths
+        arrays["history_items_"] = (
+            np.concatenate(self.histories_) if len(self.histories_) else np.empty(0, dtype=np.int64)
+        )
+        save_arrays(directory, arrays)
+        atomic_write_text(directory / "config.json", json.dumps(self.get_config(), indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Rebuild a fitted model written by `save` (settings from config.json, arrays from .npy)."""
+        directory = Path(directory)
+        config = json.loads((directory / "config.json").read_text())
+        if config.get("model") != cls.name:
+            raise ValueError(f"{directory} holds a {config.get('model')!r} model, not {cls.name!r}")
+        model = cls(cls._settings_from_dict(config["settings"]))
+        arrays = load_arrays(directory, (*cls._state, "n_items_", "n_users_", "history_lengths_", "history_items_"))
+        for name in cls._state:
+            setattr(model, name, arrays[name])
+        model.n_items_ = int(arrays["n_items_"])
+        model.n_users_ = int(arrays["n_users_"])
+        bounds = np.cumsum(arrays["history_lengths_"])[:-1]
+        model.histories_ = np.split(arrays["history_items_"], bounds)
+        return model
+
+    @classmethod
+    def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:
+        return None
+
+
+def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, histories: list[np.ndarray]) -> None:
+    """Set scores of candidates already in each user's history to -inf, in place."""
+    position = {int(item): j for j, item in enumerate(candidates)}
+    for row, user in enumerate(users):
+        cols = [position[int(i)] for i in histories[int(user)] if int(i) in position]
+        if cols:
+            scores[row, cols] = -np.inf
