@@ -36,7 +36,9 @@ class IdMap:
         keys = [str(i) for i in ids]
         missing = [k for k in keys if k not in self._index]
         if missing:
-            raise KeyError(f"unknown ids: {missing[:5]}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+            raise KeyError(
+                f"unknown ids: {missing[:5]}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+            )
         return np.fromiter((self._index[k] for k in keys), dtype=np.int64, count=len(keys))
 
     def ids(self, idx: Iterable[int] | np.ndarray) -> np.ndarray:
@@ -97,7 +99,8 @@ class Dataset:
             raise ValueError(f"level must be >= 1, got {level}")
         parts = self.items["category"].fillna("").str.split(CATEGORY_SEP, regex=False)
         return np.asarray(
-            [CATEGORY_SEP.join(p[:level]) if len(p) >= level and p[0] != "" else "" for p in parts], dtype=object
+            [CATEGORY_SEP.join(p[:level]) if len(p) >= level and p[0] != "" else "" for p in parts],
+            dtype=object,
         )
 
     def category_depth(self) -> int:

@@ -1,0 +1,231 @@
+"""Evaluation splits: leave-category-out (whole categories become "new") and sequential leave-one-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zsrec.data.dataset import CATEGORY_SEP, Dataset, user_item_lists
+from zsrec.errors import ConfigError
+
+LEAVE_CATEGORY_OUT = "leave-category-out"
+LEAVE_ONE_OUT = "leave-one-out"
+PROTOCOLS = (LEAVE_CATEGORY_OUT, LEAVE_ONE_OUT)
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How to hold data out for evaluation."""
+
+    protocol: str = LEAVE_CATEGORY_OUT  # "leave-category-out" or "leave-one-out"
+    level: int = 1  # category level whose categories are held out (1 = top level)
+    categories: tuple[str, ...] = ()  # named test categories; empty = a seeded random fraction
+    holdout_fraction: float = (
+        0.2  # share of the level's categories held out for testing (when none are named)
+    )
+    validation_fraction: float | None = None  # share held out for validation; None = as many as the test ones
+    min_history: int = 3  # a test user needs at least this many interactions outside the held-out categories
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.level < 1:
+            raise ConfigError(f"level must be >= 1, got {self.level}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.validation_fraction is not None and not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.min_history < 1:
+            raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """One evaluation task: what a model may learn from, whom it is tested on, and what they did.
+
+    Attributes:
+        train: the dataset with only the interactions a model may see (its users' histories included).
+        test_users: user indexes under test.
+        targets: per test user, the item indexes they interacted with that the model must find.
+        new_items: the held-out items (the `new` candidate pool); empty for leave-one-out.
+        heldout_categories: the held-out category paths (level-`level` prefixes).
+        item_category: per item, its level-`level` category ("" where shallower); for per-category reports.
+        validation: the same task on validation categories disjoint from the test ones (for tuning), or None.
+    """
+
+    protocol: str
+    level: int | None
+    train: Dataset
+    test_users: np.ndarray
+    targets: list[np.ndarray]
+    new_items: np.ndarray
+    heldout_categories: tuple[str, ...] = ()
+    item_category: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    validation: EvalSplit | None = None
+
+    @property
+    def pools(self) -> tuple[str, ...]:
+        return ("new", "all") if self.protocol == LEAVE_CATEGORY_OUT else ("all",)
+
+    def candidates(self, pool: str) -> np.ndarray:
+        """Candidate item indexes of a pool: `new` = held-out items, `all` = the whole catalog."""
+        if pool == "new":
+            if self.protocol != LEAVE_CATEGORY_OUT:
+                raise ConfigError(f"pool 'new' needs the {LEAVE_CATEGORY_OUT} protocol, got {self.protocol}")
+            return self.new_items
+        if pool == "all":
+            return np.arange(self.train.n_items)
+        raise ConfigError(f"pool must be 'new', 'all' or 'both', got {pool!r}")
+
+
+def make_split(data: Dataset, settings: SplitSettings) -> EvalSplit:
+    """Build the split `settings` asks for (see `leave_category_out_split`, `leave_one_out_split`)."""
+    if settings.protocol == LEAVE_ONE_OUT:
+        return leave_one_out_split(data, min_history=settings.min_history)
+    return leave_category_out_split(data, settings)
+
+
+def resolve_categories(data: Dataset, level: int, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Map user-given names to level-`level` category paths: a full path, or a unique last-level name."""
+    paths = sorted({c for c in data.category_at(level) if c})
+    if not paths:
+        raise ConfigError(
+            f"the catalog has no categories at level {level} (deepest level: {data.category_depth()})"
+        )
+    by_path = set(paths)
+    by_leaf: dict[str, list[str]] = {}
+    for p in paths:
+        by_leaf.setdefault(p.split(CATEGORY_SEP)[-1].strip().lower(), []).append(p)
+    out = []
+    for name in names:
+        name = name.strip()
+        if name in by_path:
+            out.append(name)
+            continue
+        hits = by_leaf.get(name.lower(), [])
+        if len(hits) == 1:
+            out.append(hits[0])
+        elif len(hits) > 1:
+            raise ConfigError(
+                f"category {name!r} is ambiguous at level {level}: {hits[:5]}; give the full path"
+            )
+        else:
+            raise ConfigError(
+                f"category {name!r} not found at level {level}; some that exist: {paths[:8]}"
+                + (f" (+{len(paths) - 8} more)" if len(paths) > 8 else "")
+            )
+    return tuple(dict.fromkeys(out))
+
+
+def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSplit:
+    """Hold out whole categories: their items get no training interactions and become the `new` pool.
+
+    Test users interacted with ≥1 held-out item and with ≥ `min_history` items elsewhere; their input
+    history is those other interactions (in order), their targets the held-out items. Validation categories,
+    disjoint from the test ones and seeded, get the same treatment with the test categories removed as well.
+    """
+    level_cat = data.category_at(settings.level)
+    all_cats = sorted({c for c in level_cat if c})
+    if len(all_cats) < 2:
+        raise ConfigError(
+            f"level {settings.level} has {len(all_cats)} categories; leave-category-out needs at least 2"
+        )
+    rng = np.random.default_rng(settings.seed)
+    if settings.categories:
+        test_cats = resolve_categories(data, settings.level, settings.categories)
+    else:
+        n_test = max(1, round(settings.holdout_fraction * len(all_cats)))
+        n_test = min(n_test, len(all_cats) - 1)
+        test_cats = tuple(sorted(rng.choice(all_cats, size=n_test, replace=False).tolist()))
+    rest = [c for c in all_cats if c not in set(test_cats)]
+    frac = settings.validation_fraction
+    n_val = len(test_cats) if frac is None else round(frac * len(all_cats))
+    n_val = min(n_val, len(rest) - 1)  # leave at least one category to train on
+    val_cats = tuple(sorted(rng.choice(rest, size=n_val, replace=False).tolist())) if n_val > 0 else ()
+
+    test = _category_task(data, level_cat, test_cats, excluded=(), settings=settings)
+    validation = (
+        _category_task(data, level_cat, val_cats, excluded=test_cats, settings=settings) if val_cats else None
+    )
+    if validation is not None and len(validation.test_users) == 0:
+        validation = None
+    return EvalSplit(
+        protocol=LEAVE_CATEGORY_OUT,
+        level=settings.level,
+        train=test.train,
+        test_users=test.test_users,
+        targets=test.targets,
+        new_items=test.new_items,
+        heldout_categories=test_cats,
+        item_category=level_cat,
+        validation=validation,
+    )
+
+
+def _category_task(
+    data: Dataset,
+    level_cat: np.ndarray,
+    heldout: tuple[str, ...],
+    *,
+    excluded: tuple[str, ...],
+    settings: SplitSettings,
+) -> EvalSplit:
+    """One leave-category-out task; items of `excluded` categories are removed from training *and* targets."""
+    is_new = np.isin(level_cat, np.asarray(heldout, dtype=object))
+    is_excluded = (
+        np.isin(level_cat, np.asarray(excluded, dtype=object)) if excluded else np.zeros_like(is_new)
+    )
+    inter = data.interactions
+    item_of_row = inter["item"].to_numpy()
+    row_new = is_new[item_of_row]
+    row_train = ~row_new & ~is_excluded[item_of_row]
+    train_inter = inter[row_train]
+    histories = user_item_lists(train_inter, data.n_users)
+    targets_all = user_item_lists(inter[row_new], data.n_users)
+    users = [
+        u
+        for u in range(data.n_users)
+        if len(targets_all[u]) > 0 and len(np.unique(histories[u])) >= settings.min_history
+    ]
+    return EvalSplit(
+        protocol=LEAVE_CATEGORY_OUT,
+        level=settings.level,
+        train=data.with_interactions(train_inter),
+        test_users=np.asarray(users, dtype=np.int64),
+        targets=[np.unique(targets_all[u]) for u in users],
+        new_items=np.flatnonzero(is_new).astype(np.int64),
+        heldout_categories=heldout,
+        item_category=level_cat,
+    )
+
+
+def leave_one_out_split(data: Dataset, *, min_history: int = 3) -> EvalSplit:
+    """Sequential leave-one-out: each user's last item is the test target, the second-last the validation one.
+
+    Users need ≥ `min_history` interactions before the test item. Training data for the test task is every
+    interaction but each user's last; for the validation task, every interaction but each user's last two.
+    """
+    inter = data.interactions
+    users_col = inter["user"].to_numpy()
+    # position counted from the end within each user (interactions are sorted by user, then time)
+    pos_from_end = inter.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    counts = np.bincount(users_col, minlength=data.n_users)
+
+    def task(drop_last: int) -> tuple[Dataset, np.ndarray, list[np.ndarray]]:
+        eligible = counts >= min_history + drop_last
+        keep = pos_from_end >= drop_last
+        target_rows = (pos_from_end == drop_last - 1) & eligible[users_col]
+        target_df = inter[target_rows]
+        return (
+            data.with_interactions(inter[keep]),
+            target_df["user"].to_numpy().astype(np.int64),
+            [np.asarray([i], dtype=np.int64) for i in target_df["item"].to_numpy()],
+        )
+
+    train, test_users, targets = task(1)
+    val_train, val_users, val_targets = task(2)
+    empty = np.empty(0, dtype=np.int64)
+    validation = EvalSplit(LEAVE_ONE_OUT, None, val_train, val_users, val_targets, empty)
+    return EvalSplit(LEAVE_ONE_OUT, None, train, test_users, targets, empty, validation=validation)
