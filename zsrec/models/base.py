@@ -65,7 +65,11 @@ class Recommender(ABC):
         if exclude_seen:
             mask_seen(scores, users, cand, self.histories_)
         k = min(k, len(cand))
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(cand) else np.tile(np.arange(len(cand)), (len(users), 1))
+        top = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < len(cand)
+            else np.tile(np.arange(len(cand)), (len(users), 1))
+        )
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
@@ -107,7 +111,7 @@ class Recommender(ABC):
         """Rebuild a fitted model written by `save` (settings from config.json, arrays from .npy)."""
         directory = Path(directory)
         config = json.loads((directory / "config.json").read_text())
-        if config.get("model") != cls.name:
+        if config.get("model") not in cls.loadable_names():
             raise ValueError(f"{directory} holds a {config.get('model')!r} model, not {cls.name!r}")
         model = cls(cls._settings_from_dict(config["settings"]))
         arrays = load_arrays(directory, (*cls._state, "n_items_", "n_users_", "history_lengths_", "history_items_"))
@@ -118,6 +122,11 @@ class Recommender(ABC):
         bounds = np.cumsum(arrays["history_lengths_"])[:-1]
         model.histories_ = np.split(arrays["history_items_"], bounds)
         return model
+
+    @classmethod
+    def loadable_names(cls) -> tuple[str, ...]:
+        """Model names in config.json that this class can load."""
+        return (cls.name,)
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:

@@ -1,0 +1,176 @@
+"""Reference recommenders: random, popularity (and its leaking oracle), and TF-IDF content similarity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from zsrec.data.dataset import Dataset
+from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.errors import ConfigError
+from zsrec.models.base import Recommender
+
+
+@dataclass(frozen=True)
+class RandomSettings:
+    seed: int = 0  # seeds the per-(user, item) scores
+
+
+class RandomRecommender(Recommender):
+    """Scores every (user, item) pair with a seeded uniform draw: the floor every model must beat."""
+
+    name = "random"
+
+    def __init__(self, settings: RandomSettings | None = None) -> None:
+        super().__init__(settings or RandomSettings())
+
+    def fit(self, data: Dataset) -> Self:
+        self._remember(data)
+        return self
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        # a deterministic draw per (user, item) pair, whatever the batch it comes in
+        users = np.asarray(users, dtype=np.uint64)[:, None]
+        items = np.asarray(items, dtype=np.uint64)[None, :]
+        h = (users * np.uint64(0x9E3779B97F4A7C15)) ^ (items * np.uint64(0xC2B2AE3D27D4EB4F))
+        h ^= np.uint64(self.settings.seed) * np.uint64(0x165667B19E3779F9)
+        h ^= h >> np.uint64(31)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(29)
+        return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+    @classmethod
+    def _settings_from_dict(cls, values: dict[str, Any] | None) -> RandomSettings:
+        return RandomSettings(**(values or {}))
+
+
+class PopularityRecommender(Recommender):
+    """Ranks items by their number of training interactions.
+
+    New items have none, so on a new category this is as good as random: that is the point of zsrec.
+    """
+
+    name = "popularity"
+    _state = ("item_counts_",)
+
+    def fit(self, data: Dataset) -> Self:
+        self._remember(data)
+        self.item_counts_ = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
+        return self
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return np.broadcast_to(self.item_counts_[np.asarray(items)], (len(users), len(items))).copy()
+
+
+class PopularityOracle(PopularityRecommender):
+    """Ranks items by how often the *test* users chose them: a leak, shown only as a reference ceiling."""
+
+    name = "popularity-oracle"
+
+    def __init__(self, settings: Any = None, *, test_counts: np.ndarray | None = None) -> None:
+        super().__init__(settings)
+        self._test_counts = test_counts
+
+    def fit(self, data: Dataset) -> Self:
+        if self._test_counts is None:
+            raise ConfigError(
+                "popularity-oracle needs the test interactions (test_counts=...); it exists only as a leak reference"
+            )
+        self._remember(data)
+        self.item_counts_ = np.asarray(self._test_counts, dtype=np.float64)
+        return self
+
+
+@dataclass(frozen=True)
+class TfidfSettings:
+    template: ItemTextTemplate = field(default_factory=ItemTextTemplate)  # how item text is built
+    min_df: int = 1  # ignore terms in fewer items than this
+    max_features: int | None = 200_000  # vocabulary cap
+    sublinear_tf: bool = True  # 1 + log(tf) instead of raw counts
+    ngram_min: int = 1  # shortest n-gram
+    ngram_max: int = 1  # longest n-gram: with analyzer "word", 2 adds word pairs
+    analyzer: str = "word"  # "word", or "char_wb" (character n-grams inside words: part numbers, brands)
+
+    def __post_init__(self) -> None:
+        if self.analyzer not in ("word", "char_wb"):
+            raise ConfigError(f"analyzer must be 'word' or 'char_wb', got {self.analyzer!r}")
+        if not 1 <= self.ngram_min <= self.ngram_max:
+            raise ConfigError(f"need 1 <= ngram_min <= ngram_max, got {self.ngram_min} and {self.ngram_max}")
+        if self.min_df < 1:
+            raise ConfigError(f"min_df must be >= 1, got {self.min_df}")
+        if self.ngram_max < 1:
+            raise ConfigError(f"ngram_max must be >= 1, got {self.ngram_max}")
+
+
+class TfidfRecommender(Recommender):
+    """User profile = mean TF-IDF vector of the history items' texts; score = cosine to each candidate.
+
+    The vocabulary is fitted on the whole catalog's text (new items included): reading text is allowed in
+    zero-shot, learning from their interactions is not.
+    """
+
+    name = "tfidf"
+    _state = ("item_data_", "item_indices_", "item_indptr_", "item_shape_")
+
+    def __init__(self, settings: TfidfSettings | None = None) -> None:
+        super().__init__(settings or TfidfSettings())
+
+    def fit(self, data: Dataset) -> Self:
+        self._remember(data)
+        s = self.settings
+        texts = s.template.render(data.items)
+        vec = TfidfVectorizer(
+            min_df=s.min_df,
+            max_features=s.max_features,
+            sublinear_tf=s.sublinear_tf,
+            ngram_range=(s.ngram_min, s.ngram_max),
+            analyzer=s.analyzer,
+            dtype=np.float32,
+        )
+        matrix = vec.fit_transform(texts).tocsr()  # rows L2-normalised by TfidfVectorizer
+        self.item_data_, self.item_indices_, self.item_indptr_ = matrix.data, matrix.indices, matrix.indptr
+        self.item_shape_ = np.asarray(matrix.shape, dtype=np.int64)
+        self._matrix = None
+        return self
+
+    @property
+    def item_matrix(self) -> sparse.csr_matrix:
+        if getattr(self, "_matrix", None) is None:
+            self._matrix = sparse.csr_matrix(
+                (self.item_data_, self.item_indices_, self.item_indptr_), shape=tuple(self.item_shape_)
+            )
+        return self._matrix
+
+    def user_profiles(self, users: np.ndarray) -> sparse.csr_matrix:
+        """Mean TF-IDF vector of each user's history, L2-normalised (all zeros for an empty history)."""
+        rows, cols = [], []
+        for r, u in enumerate(users):
+            h = self.histories_[int(u)]
+            rows.extend([r] * len(h))
+            cols.extend(h.tolist())
+        weights = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), self.n_items_)
+        )
+        profiles = weights @ self.item_matrix
+        norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1))).ravel()
+        norms[norms == 0] = 1.0
+        return sparse.diags(1.0 / norms) @ profiles
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        profiles = self.user_profiles(np.asarray(users))
+        return np.asarray((profiles @ self.item_matrix[np.asarray(items)].T).todense())
+
+    @classmethod
+    def _settings_from_dict(cls, values: dict[str, Any] | None) -> TfidfSettings:
+        values = dict(values or {})
+        if "template" in values:
+            template = {k: v for k, v in values["template"].items() if k != "id"}
+            values["template"] = ItemTextTemplate(**template)
+        return TfidfSettings(**values)

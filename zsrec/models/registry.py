@@ -1,0 +1,85 @@
+"""The names users type (`--models tfidf,zero-shot`) and the recommenders they build: an explicit table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from zsrec.data.splits import EvalSplit
+from zsrec.errors import ConfigError
+from zsrec.models.als import AlsRecommender
+from zsrec.models.base import Recommender
+from zsrec.models.baselines import (
+    PopularityOracle,
+    PopularityRecommender,
+    RandomRecommender,
+    TfidfRecommender,
+)
+from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.tuned import TunedZeroShot
+from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What building a model may need besides its name."""
+
+    embeddings: EmbeddingSource | None = None  # shared text embeddings (one encoder load per run)
+    split: EvalSplit | None = None  # only the leak reference `popularity-oracle` reads the test targets
+    encoder: str = "minilm"  # encoder spec for the text models
+
+
+def _oracle(ctx: ModelContext) -> Recommender:
+    if ctx.split is None:
+        raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
+    n_items = ctx.split.train.n_items
+    counts = np.zeros(n_items)
+    for t in ctx.split.targets:
+        counts[t] += 1
+    return PopularityOracle(test_counts=counts)
+
+
+def _zero_shot_preset(name: str) -> Callable[[ModelContext], Recommender]:
+    def build(ctx: ModelContext) -> Recommender:
+        model = ZeroShotRecommender(preset(name, ZeroShotSettings(encoder=ctx.encoder)), embeddings=ctx.embeddings)
+        model.name = name
+        return model
+
+    return build
+
+
+BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
+    "random": lambda ctx: RandomRecommender(),
+    "popularity": lambda ctx: PopularityRecommender(),
+    "popularity-oracle": _oracle,
+    "tfidf": lambda ctx: TfidfRecommender(),
+    "als": lambda ctx: AlsRecommender(),
+    "zero-shot": lambda ctx: TunedZeroShot(encoder=ctx.encoder, embeddings=ctx.embeddings),
+    **{name: _zero_shot_preset(name) for name in PRESETS},
+}
+
+#: models that read item text (they need an encoder and show an encode step)
+TEXT_MODELS = frozenset({"zero-shot", *PRESETS})
+
+
+def model_names() -> list[str]:
+    return list(BUILDERS)
+
+
+def parse_model_names(text: str) -> list[str]:
+    """Split "a,b" into known model names; an unknown name raises ConfigError listing the known ones."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--models is empty; known models: " + ", ".join(BUILDERS))
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; known models: {', '.join(BUILDERS)}")
+    return list(dict.fromkeys(names))
+
+
+def build_model(name: str, ctx: ModelContext | None = None) -> Recommender:
+    if name not in BUILDERS:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(BUILDERS)}")
+    return BUILDERS[name](ctx or ModelContext())

@@ -1,0 +1,190 @@
+"""`zero-shot`: the zero-shot configuration that works best on validation categories, chosen inside `fit`.
+
+`fit(data)` holds out a seeded set of categories *of the data it is given* (so, in an evaluation, never the
+test categories, which have no interactions there), scores a small grid of settings on them by NDCG@10
+over their items, keeps the best, and refits that setting on all of `data`. Nothing is learned from
+interactions beyond this choice among a handful of settings; the choice and the grid's scores are kept in
+`tuning_` and written to config.json.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from zsrec.data.dataset import Dataset
+from zsrec.data.splits import SplitSettings, leave_category_out_split
+from zsrec.errors import ConfigError
+from zsrec.evaluation.evaluate import target_ranks
+from zsrec.evaluation.metrics import user_metrics
+from zsrec.io import atomic_write_text
+from zsrec.models.base import Recommender
+from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.zero_shot import ZeroShotRecommender, ZeroShotSettings, preset, standardise
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """The grid `zero-shot` searches, and how it holds out validation categories.
+
+    Every point of the grid fuses all four parts (semantic, word TF-IDF, character n-grams, category):
+    on Amazon Scientific single parts won on one set of categories and lost on another, while the fusion
+    beat TF-IDF on both, so the search only moves weights within the fusion.
+    """
+
+    base: ZeroShotSettings = field(default_factory=lambda: preset("zero-shot-hybrid"))  # what is not searched
+    postprocess: tuple[str, ...] = ("none", "center")
+    semantic_weights: tuple[float, ...] = (1.0, 1.5)
+    category_weights: tuple[float, ...] = (0.0, 0.5)
+    level: int | None = None  # category level of the validation hold-out; None = top level if it has >= 4
+    holdout_fraction: float = 0.2  # share of that level's categories (with interactions) held out
+    min_history: int = 3
+    min_validation_users: int = 20  # fewer than this: keep `base` untuned (and say so in tuning_)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("postprocess", "semantic_weights", "category_weights"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must not be empty")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+
+
+class _FixedScores:
+    """A precomputed score matrix behind the `score` call that `target_ranks` makes."""
+
+    def __init__(self, users: np.ndarray, scores: np.ndarray) -> None:
+        self._row = {int(u): r for r, u in enumerate(users)}
+        self._scores = scores
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._scores[[self._row[int(u)] for u in users]]
+
+
+class TunedZeroShot(Recommender):
+    """The default zero-shot recommender: `ZeroShotRecommender` with settings chosen on validation categories."""
+
+    name = "zero-shot"
+
+    def __init__(
+        self,
+        settings: TuningSettings | None = None,
+        *,
+        encoder: str | None = None,
+        embeddings: EmbeddingSource | None = None,
+    ) -> None:
+        settings = settings or TuningSettings()
+        if encoder is not None:
+            settings = replace(settings, base=replace(settings.base, encoder=encoder))
+        super().__init__(settings)
+        self._embeddings = embeddings
+
+    def fit(self, data: Dataset) -> Self:
+        s = self.settings
+        self._embeddings = self._embeddings or EmbeddingSource(s.base.encoder)
+        self.tuning_ = self._tune(data)
+        best = ZeroShotSettings.from_dict(self.tuning_["best"])
+        self.model_ = ZeroShotRecommender(best, embeddings=self._embeddings).fit(data)
+        self._remember(data)
+        return self
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self.model_.score(users, items)
+
+    def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
+        return self.model_.explain(user, items, top)
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        return self.model_.user_vectors(users)
+
+    # -- tuning ------------------------------------------------------------------------------------------
+    def _validation_split(self, data: Dataset):
+        s = self.settings
+        level = s.level
+        if level is None:
+            level = 1 if len({c for c in data.category_at(1) if c}) >= 4 else 2
+        counts = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items)
+        cats = data.category_at(level)
+        active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
+        if len(active) < 3:
+            return None, level
+        rng = np.random.default_rng(s.seed)
+        n = min(max(2, round(s.holdout_fraction * len(active))), len(active) - 1)
+        chosen = tuple(sorted(rng.choice(active, size=n, replace=False).tolist()))
+        split = leave_category_out_split(
+            data,
+            SplitSettings(level=level, categories=chosen, min_history=s.min_history, validation_fraction=0.0),
+        )
+        return split, level
+
+    def _tune(self, data: Dataset) -> dict[str, Any]:
+        s = self.settings
+        split, level = self._validation_split(data)
+        if split is None or len(split.test_users) < s.min_validation_users:
+            n = 0 if split is None else len(split.test_users)
+            return {
+                "best": s.base.to_dict(),
+                "tuned": False,
+                "reason": f"{n} validation users at level {level}",
+            }
+        users, items = split.test_users, split.new_items
+        table = []
+        for post in s.postprocess:
+            probe = replace(s.base, postprocess=post, category_weight=max(s.category_weights))
+            parts = ZeroShotRecommender(probe, embeddings=self._embeddings).fit(split.train).components(users, items)
+            z = {name: standardise(x) for name, x in parts.items()}
+            for sw, cw in itertools.product(s.semantic_weights, s.category_weights):
+                config = replace(s.base, postprocess=post, semantic_weight=sw, category_weight=cw)
+                scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
+                ranks, _ = target_ranks(_FixedScores(users, scores), split, "new", seed=s.seed)  # type: ignore[arg-type]
+                table.append((float(np.mean(user_metrics(ranks, len(items), (10,))["ndcg@10"])), config))
+        best_ndcg, best = max(table, key=lambda row: row[0])
+        return {
+            "best": best.to_dict(),
+            "tuned": True,
+            "validation_ndcg@10": best_ndcg,
+            "validation_level": level,
+            "validation_categories": list(split.heldout_categories),
+            "validation_users": len(users),
+            "grid": [
+                {
+                    "ndcg@10": n,
+                    "postprocess": c.postprocess,
+                    "semantic_weight": c.semantic_weight,
+                    "category_weight": c.category_weight,
+                }
+                for n, c in table
+            ],
+        }
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config() | {"settings": None}
+        if hasattr(self, "tuning_"):
+            config["tuning"] = self.tuning_
+        return config
+
+    def save(self, directory: str | Path) -> None:
+        self._check_fitted()
+        self.model_.save(directory)  # the chosen model is what scores
+        config = json.loads((Path(directory) / "config.json").read_text())
+        config["tuning"] = self.tuning_
+        atomic_write_text(Path(directory) / "config.json", json.dumps(config, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        model = cls()
+        model.model_ = ZeroShotRecommender.load(directory)
+        model.tuning_ = json.loads((Path(directory) / "config.json").read_text()).get("tuning", {})
+        model.n_items_, model.n_users_, model.histories_ = (
+            model.model_.n_items_,
+            model.model_.n_users_,
+            model.model_.histories_,
+        )
+        return model
