@@ -6,7 +6,6 @@ go on, which the leave-category-out tables show.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -45,8 +44,8 @@ class AlsRecommender(Recommender):
         super().__init__(settings or AlsSettings())
 
     def fit(self, data: Dataset) -> Self:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) with threaded BLAS
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
         self._remember(data)
         s = self.settings
@@ -55,14 +54,16 @@ class AlsRecommender(Recommender):
             (np.ones(len(inter), dtype=np.float32), (inter["user"].to_numpy(), inter["item"].to_numpy())),
             shape=(data.n_users, data.n_items),
         )
-        model = AlternatingLeastSquares(
-            factors=s.factors,
-            regularization=s.regularization,
-            alpha=s.alpha,
-            iterations=s.iterations,
-            random_state=s.seed,
-        )
-        model.fit(user_items, show_progress=False)
+        # implicit runs its own threads; threaded BLAS under it is slower (and it warns when it sees one)
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=s.factors,
+                regularization=s.regularization,
+                alpha=s.alpha,
+                iterations=s.iterations,
+                random_state=s.seed,
+            )
+            model.fit(user_items, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         return self

@@ -1,0 +1,38 @@
+"""A tiny shop with a known right answer, importable from any test (`from shop_fixtures import tiny_shop`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from zsrec.data.dataset import Dataset
+
+# (category, titles): camping buyers also buy sleeping bags; kitchen buyers also buy knives.
+CATALOG = {
+    "Outdoor > Tents": ["Trail tent 2 person", "Dome tent 4 person family camping", "Backpacking tent ultralight"],
+    "Outdoor > Sleeping Bags": ["Down sleeping bag camping", "Mummy sleeping bag for backpacking tent trips"],
+    "Outdoor > Stoves": ["Camping stove for backpacking", "Portable gas stove for tent camping"],
+    "Kitchen > Pans": ["Nonstick frying pan", "Cast iron skillet pan", "Stainless steel saucepan"],
+    "Kitchen > Knives": ["Chef knife stainless steel kitchen", "Bread knife serrated kitchen"],
+    "Kitchen > Boards": ["Wooden cutting board kitchen", "Bamboo cutting board for knife work"],
+}
+
+
+def tiny_shop() -> Dataset:
+    """12 items in 2 departments; 40 users, half campers and half cooks, each touching 3 categories."""
+    rows = [(f"i{n}", t, c) for n, (c, t) in enumerate((c, t) for c, ts in CATALOG.items() for t in ts)]
+    items = pd.DataFrame(rows, columns=["item_id", "title", "category"])
+    items["description"] = ""
+    items["brand"] = ""
+    by_cat = {c: items.index[items["category"] == c].to_numpy() for c in CATALOG}
+    rng = np.random.default_rng(0)
+    inter = []
+    for u in range(40):
+        cats = list(CATALOG)[:3] if u % 2 == 0 else list(CATALOG)[3:]
+        for c in cats:
+            for i in rng.choice(by_cat[c], size=min(2, len(by_cat[c])), replace=False):
+                inter.append((u, int(i), float(len(inter))))
+    interactions = pd.DataFrame(inter, columns=["user", "item", "timestamp"]).sort_values(["user", "timestamp"])
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(40)]})
+    users["profile"] = ["likes camping outdoors" if u % 2 == 0 else "loves cooking" for u in range(40)]
+    return Dataset("tiny", items, users, interactions.reset_index(drop=True))
