@@ -1,11 +1,24 @@
-"""A tiny shop with a known right answer, importable from any test (`from shop_fixtures import tiny_shop`)."""
+"""Test data importable from any test: a tiny shop with a known right answer, and the shared real data."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from zsrec.data.dataset import Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
+
+
+def require_amazon() -> Path:
+    """The Amazon Scientific folder, or skip the calling test with the reason."""
+    if not (AMAZON / "Scientific.item.json").exists():
+        pytest.skip(f"{AMAZON} not found: the real-data tests need ../shared/data/amazon-scientific beside the repo")
+    return AMAZON
 
 # (category, titles): camping buyers also buy sleeping bags; kitchen buyers also buy knives.
 CATALOG = {

@@ -40,7 +40,7 @@ class TuningSettings:
     base: ZeroShotSettings = field(default_factory=lambda: preset("zero-shot-hybrid"))  # what is not searched
     postprocess: tuple[str, ...] = ("none", "center")
     semantic_weights: tuple[float, ...] = (1.0, 1.5)
-    category_weights: tuple[float, ...] = (0.0, 0.5)
+    category_weights: tuple[float, ...] = (0.0, 0.5, 1.0)
     level: int | None = None  # category level of the validation hold-out; None = top level if it has >= 4
     holdout_fraction: float = 0.2  # share of that level's categories (with interactions) held out
     min_history: int = 3

@@ -142,7 +142,8 @@ def readable(value: str | None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     text = re.sub(r"\s*&\s*", " & ", str(value).strip())
-    text = re.sub(r"\s*:\s*", ": ", text).strip()
+    text = re.sub(r"\s*:\s*", ": ", text)
+    text = re.sub(r"\s+", " ", text).strip()
 
     def word(match: re.Match[str]) -> str:
         token = _EXPANSIONS.get(match.group(0).upper(), match.group(0).upper())
@@ -156,7 +157,8 @@ def product_items(products: pd.DataFrame) -> pd.DataFrame:
     dept, cat, kind = (
         _readable_column(products[c]) for c in ("department", "product_category", "product_type")
     )
-    size = products["package_size"].fillna("").astype(str).str.strip().str.lower()
+    # the source pads some sizes with runs of spaces ("8     OZ"); one space is enough
+    size = products["package_size"].fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip().str.lower()
     brand = products["brand"].fillna("").astype(str).str.strip()
     titles, categories, descriptions = [], [], []
     # Plain Python lists: iterating arrow-backed Series element by element is several times slower.

@@ -1,0 +1,396 @@
+"""The `zsrec` command line: thin commands over the library; bad input ends as one `error:` line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from zsrec.errors import ConfigError, ZsrecError
+
+if TYPE_CHECKING:
+    from zsrec.models.embedding_source import EmbeddingSource
+
+# Model hubs are out of reach where zsrec runs; offline, transformers fails fast instead of waiting.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Errors that mean "your input is wrong", not "zsrec is broken": one line on stderr, exit code 2.
+USER_ERRORS = (ZsrecError, FileNotFoundError, NotADirectoryError, UnicodeDecodeError)
+EXIT_USER_ERROR = 2
+
+app = typer.Typer(
+    help="Recommend new e-commerce categories and items (no interactions yet) from their text.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DatasetArg = Annotated[
+    str,
+    typer.Argument(
+        help="A folder with items.*, interactions.* and optional users.* (csv, parquet or jsonl); "
+        "amazon-lcrec:PATH for the LC-Rec JSON pair in PATH; or completejourney (the embedded demo data).",
+        show_default=False,
+    ),
+]
+EncoderOpt = Annotated[
+    str,
+    typer.Option(
+        help='Text encoder of the text models: "minilm" (packaged), "e5-multilingual", "hashing[-DIM]" '
+        "(fake, for tests), or a local model folder."
+    ),
+]
+
+
+# -- output plumbing --------------------------------------------------------------------------------------
+def _stdout() -> Console:
+    # Piped output (files, tests) gets wide tables instead of rich's 80-column fallback.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn an error in the user's input into one `error: ...` line and exit code 2 (no traceback)."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        _fail(str(err) or type(err).__name__)
+
+
+class ConsoleReporter:
+    """Progress on stderr: dim step lines, `warning:` lines, and transient progress bars."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    @property
+    def progress_bars(self) -> bool:
+        return self.console.is_terminal
+
+    def message(self, text: str) -> None:
+        self.console.print(text, style="dim", markup=False)
+
+    def warning(self, text: str) -> None:
+        self.console.print(f"warning: {text}", style="yellow", markup=False)
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A transient bar, gone when done; nothing at all where stderr is not a terminal (rich would leave
+        an empty line in logs)."""
+        if not self.console.is_terminal:
+            yield lambda n: None
+            return
+        if total is None:
+            columns: tuple[ProgressColumn, ...] = (SpinnerColumn(), TextColumn("{task.description}"))
+        else:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=self.console, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+
+def _check_out_path(out: Path | None) -> None:
+    """Refuse an --out that could not be written, before any work is done."""
+    if out is None:
+        return
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name such as results.json")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        _fail(f"--out {out}: cannot write into {parent}")
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+@app.command()
+def validate(
+    dataset: DatasetArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Check a dataset and summarise it: sizes, categories per level, users spanning several categories."""
+    from zsrec.data import load_dataset, summarize
+    from zsrec.evaluation.report import summary_table
+    from zsrec.evaluation.run import json_ready
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors(), reporter.progress(f"loading {dataset}", None):
+        data = load_dataset(dataset)
+    for line in data.warnings:
+        reporter.warning(line)
+    summary = summarize(data)
+    if as_json:
+        typer.echo(json.dumps(json_ready(summary), indent=2))
+    else:
+        _stdout().print(summary_table(summary))
+
+
+@app.command()
+def evaluate(
+    dataset: DatasetArg,
+    protocol: Annotated[
+        str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")
+    ] = "leave-category-out",
+    level: Annotated[int, typer.Option(help="Category level whose categories are held out (1 = top).")] = 1,
+    categories: Annotated[
+        str,
+        typer.Option(
+            help='Categories to hold out, separated by ";": full paths ("A > B") or unique names at --level. '
+            "Default: a seeded --holdout-fraction of the level's categories."
+        ),
+    ] = "",
+    holdout_fraction: Annotated[
+        float, typer.Option(help="Share of the level's categories held out when --categories is not given.")
+    ] = 0.2,
+    min_history: Annotated[int, typer.Option(help="Interactions a test user needs outside the held-out part.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the category choice, tie-breaking and bootstrap.")] = 0,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model names (see `zsrec models`).")
+    ] = "random,popularity,tfidf,zero-shot",
+    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for NDCG, Recall and HR.")] = "10,50",
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            help="Candidates ranked: new (held-out items), all (whole catalog) or both. "
+            "Default: new for leave-category-out, all for leave-one-out (which has only all).",
+            show_default=False,
+        ),
+    ] = None,
+    encoder: EncoderOpt = "minilm",
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the NDCG confidence interval (0 = none).")
+    ] = 1000,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the full results as JSON here (only once everything succeeded)."),
+    ] = None,
+) -> None:
+    """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
+    from zsrec.data.splits import SplitSettings
+    from zsrec.evaluation.evaluate import EvalSettings
+    from zsrec.evaluation.report import metrics_table, per_category_table, result_pools
+    from zsrec.evaluation.run import check_request, parse_ks, resolve_pools, run_evaluation
+
+    err = _stderr()
+    reporter = ConsoleReporter(err)
+    with _user_errors():
+        split_settings = SplitSettings(
+            protocol=protocol,
+            level=level,
+            categories=tuple(c.strip() for c in categories.split(";") if c.strip()),
+            holdout_fraction=holdout_fraction,
+            min_history=min_history,
+            seed=seed,
+        )
+        eval_settings = EvalSettings(
+            ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
+        )
+        names = check_request(models.split(","), split_settings, eval_settings)
+        _check_out_path(out)
+        embeddings = _embeddings_for(names, encoder, reporter)
+        result = run_evaluation(
+            dataset,
+            names,
+            split_settings,
+            eval_settings,
+            encoder=encoder,
+            embeddings=embeddings,
+            reporter=reporter,
+            command=["zsrec", *sys.argv[1:]],
+        )
+    console = _stdout()
+    n_categories = len(result["protocol"]["heldout_categories"])
+    for pool in result_pools(result):
+        console.print(metrics_table(result, pool))
+        per_category = per_category_table(result, pool) if 1 < n_categories <= 12 else None
+        if per_category is not None:
+            console.print(per_category)
+    if out is not None:
+        _write_json(out, result, reporter)
+
+
+@app.command()
+def recommend(
+    dataset: DatasetArg,
+    user: Annotated[str, typer.Option("--user", help="Id of the user to recommend for.", show_default=False)],
+    category: Annotated[
+        str | None,
+        typer.Option(
+            help='Only items whose category path starts with this: a path prefix ("A > B") or a name.',
+            show_default=False,
+        ),
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of recommending, score this new product text against the user (zero-shot models).",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
+    model: Annotated[str, typer.Option(help="Model to fit on the whole dataset.")] = "zero-shot-mean",
+    encoder: EncoderOpt = "minilm",
+) -> None:
+    """Fit a model on the whole dataset and show one user's top items (or score a new text for them)."""
+    from zsrec.data import load_dataset
+    from zsrec.demo import explain_recommendations, find_user, fit_model, items_in_category, match_text
+    from zsrec.evaluation.report import text_match_lines, user_example_table, user_header_lines
+    from zsrec.models.registry import TEXT_MODELS, parse_model_names
+
+    err = _stderr()
+    reporter = ConsoleReporter(err)
+    console = _stdout()
+    with _user_errors():
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        names = parse_model_names(model)
+        if len(names) != 1:
+            raise ConfigError(f"--model takes one model name, got {model!r}")
+        name = names[0]
+        if name == "popularity-oracle":
+            raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
+        if text is not None and name not in TEXT_MODELS:
+            raise ConfigError(f"--text needs a zero-shot model such as zero-shot-mean, got {name!r}")
+        embeddings = _embeddings_for(names, encoder, reporter)
+        with reporter.progress(f"loading {dataset}", None):
+            data = load_dataset(dataset)
+        for line in data.warnings:
+            reporter.warning(line)
+        index = find_user(data, user)
+        candidates = items_in_category(data, category) if category else None
+        fitted = fit_model(data, name, encoder=encoder, embeddings=embeddings, reporter=reporter)
+        if text is not None:
+            match = match_text(fitted, data, index, text)
+        else:
+            example = explain_recommendations(fitted, data, index, k=k, candidates=candidates)
+    if text is not None:
+        for line in text_match_lines(match):
+            console.print(line, markup=False)
+        return
+    for line in user_header_lines(example):
+        console.print(line, markup=False)
+    where = f" in {category}" if category else ""
+    console.print(user_example_table(example, title=f"top {k} from {name}{where}"))
+
+
+@app.command()
+def demo(
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Quicker: skip the tuned zero-shot model and use 200 bootstrap resamples."),
+    ] = False,
+    encoder: EncoderOpt = "minilm",
+    out: Annotated[
+        Path | None, typer.Option(help="Also write the evaluation results as JSON here (as evaluate --out).")
+    ] = None,
+) -> None:
+    """Launch five grocery categories the shop never sold and see who would buy them (Complete Journey)."""
+    from dataclasses import replace
+
+    from zsrec.demo import DemoSettings, run_demo
+    from zsrec.evaluation.report import (
+        metrics_table,
+        per_category_table,
+        result_pools,
+        user_example_table,
+        user_header_lines,
+    )
+
+    reporter = ConsoleReporter(_stderr())
+    settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=encoder)
+    with _user_errors():
+        _check_out_path(out)
+        outcome = run_demo(settings, reporter)
+    console = _stdout()
+    result = outcome.result
+    protocol = result["protocol"]
+    console.print(
+        f"\nNew categories: {'; '.join(protocol['heldout_categories'])} — {protocol['n_new_items']:,} items "
+        f"without a single purchase in the training data; {protocol['n_test_users']:,} households to find.",
+        markup=False,
+    )
+    console.print(f"Data: {outcome.reduction}.", markup=False)
+    for pool in result_pools(result):
+        console.print(metrics_table(result, pool))
+        per_category = per_category_table(result, pool)
+        if per_category is not None:
+            console.print(per_category)
+    if outcome.example is not None:
+        console.print()
+        for line in user_header_lines(outcome.example):
+            console.print(line, markup=False)
+        title = f"top {settings.example_k} new items for this household"
+        console.print(user_example_table(outcome.example, title=title))
+    if out is not None:
+        _write_json(out, result, reporter)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the model names `--models` and `--model` accept."""
+    from zsrec.evaluation.report import display_name
+    from zsrec.models.registry import TEXT_MODELS, model_names
+
+    for name in model_names():
+        kind = "text" if name in TEXT_MODELS else "interactions only"
+        typer.echo(f"{display_name(name):28s} {kind}")
+
+
+def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter) -> None:
+    """Write `result` atomically: a failed write leaves no file behind, and an error line, exit 2."""
+    from zsrec.io import atomic_write_text
+
+    try:
+        atomic_write_text(out, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    except OSError as error:
+        _fail(f"cannot write {out}: {error.strerror or error}")
+    reporter.message(f"wrote {out}")
+
+
+def _embeddings_for(names: list[str], encoder: str, reporter: ConsoleReporter) -> EmbeddingSource | None:
+    """The EmbeddingSource text models share, its encoder loaded now so that a bad --encoder fails before
+    the dataset is read; None when no text model is asked for."""
+    from zsrec.encoders import load_encoder
+    from zsrec.models.embedding_source import EmbeddingSource
+    from zsrec.models.registry import TEXT_MODELS
+
+    if not any(n in TEXT_MODELS for n in names):
+        return None
+    with reporter.progress(f"loading encoder {encoder}", None):
+        return EmbeddingSource(load_encoder(encoder), show_progress=reporter.progress_bars)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="zsrec")
+
+
+if __name__ == "__main__":
+    main()

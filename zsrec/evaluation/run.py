@@ -1,0 +1,270 @@
+"""`run_evaluation`: dataset spec in, one JSON-ready result document out (what `zsrec evaluate` writes).
+
+The steps are public too (`check_request`, `prepare_split`, `evaluate_models`, `result_document`) so that a
+caller that needs the fitted models afterwards, such as the demo, can run them one by one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from zsrec import __version__
+from zsrec.data.dataset import Dataset
+from zsrec.data.loaders import load_dataset
+from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
+from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.errors import ConfigError
+from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
+from zsrec.models.base import Recommender
+from zsrec.models.embedding_source import EmbeddingSource
+
+POOL_CHOICES = ("new", "all", "both")
+
+
+class Reporter(Protocol):
+    """Where a long run tells what it is doing; the library never prints by itself."""
+
+    progress_bars: bool  # whether encoders may draw their own progress bars
+
+    def message(self, text: str) -> None:
+        """A step starts or ends (one line)."""
+
+    def warning(self, text: str) -> None:
+        """Something the user should know that does not stop the run (one line)."""
+
+    def progress(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
+        """A context yielding `advance(n)` for `total` units of work (None: a step of unknown length)."""
+
+
+class SilentReporter:
+    """Reports nothing: the default for library callers."""
+
+    progress_bars = False
+
+    def message(self, text: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        yield lambda n: None
+
+
+@dataclass
+class ModelRun:
+    """One model's outcome: the fitted model, its metrics per pool, and how long it took."""
+
+    name: str
+    model: Recommender
+    metrics: dict[str, dict[str, Any]]  # {pool: evaluate_model's metrics}
+    fit_seconds: float
+    score_seconds: float
+
+
+def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
+    """The candidate pools of a `--pool` value: "new", "all" or "both"; None = the protocol's natural one.
+
+    Leave-one-out has no new items, so only "all" makes sense there.
+    """
+    if pool is not None and pool not in POOL_CHOICES:
+        raise ConfigError(f"pool must be one of {', '.join(POOL_CHOICES)}, got {pool!r}")
+    if protocol != LEAVE_CATEGORY_OUT:
+        if pool not in (None, "all"):
+            raise ConfigError(
+                f"pool {pool!r} needs new items, which only {LEAVE_CATEGORY_OUT} has; use pool 'all' with {protocol}"
+            )
+        return ("all",)
+    return {"new": ("new",), "all": ("all",), "both": ("new", "all"), None: ("new",)}[pool]
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    """Parse "10,50" into (10, 50); anything but positive integers raises ConfigError naming the value."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        ks = tuple(int(p) for p in parts)
+    except ValueError:
+        ks = ()
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"k must be a comma-separated list of positive integers, got {text!r}")
+    return tuple(sorted(set(ks)))
+
+
+def check_request(models: Sequence[str], split_settings: SplitSettings, eval_settings: EvalSettings) -> list[str]:
+    """Check what settings cannot check alone, before any work; returns the model names de-duplicated."""
+    from zsrec.models.registry import parse_model_names
+
+    names = parse_model_names(",".join(models))
+    if eval_settings.n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be >= 0, got {eval_settings.n_bootstrap}")
+    if split_settings.protocol != LEAVE_CATEGORY_OUT and "new" in eval_settings.pools:
+        raise ConfigError(f"pool 'new' needs the {LEAVE_CATEGORY_OUT} protocol, got {split_settings.protocol}")
+    return names
+
+
+def prepare_split(
+    dataset: str | Dataset, settings: SplitSettings, reporter: Reporter | None = None
+) -> tuple[Dataset, EvalSplit]:
+    """Load the dataset (reporting its cleaning warnings) and build the split; no test user is an error."""
+    reporter = reporter or SilentReporter()
+    if isinstance(dataset, str):
+        with reporter.progress(f"loading {dataset}", None):
+            data = load_dataset(dataset)
+        for line in data.warnings:
+            reporter.warning(line)
+    else:
+        data = dataset
+    split = make_split(data, settings)
+    if len(split.test_users) == 0:
+        raise ConfigError(
+            f"the split has no test users: nobody interacted with the held-out items and has at least "
+            f"min_history={settings.min_history} other interactions; hold out other categories or lower "
+            "min_history"
+        )
+    reporter.message(describe_split(split))
+    return data, split
+
+
+def describe_split(split: EvalSplit) -> str:
+    if split.protocol == LEAVE_CATEGORY_OUT:
+        cats = "; ".join(split.heldout_categories)
+        return (
+            f"{split.protocol} at level {split.level}: held out {cats} "
+            f"({len(split.new_items):,} new items, {len(split.test_users):,} test users)"
+        )
+    return f"{split.protocol}: {len(split.test_users):,} test users"
+
+
+def evaluate_models(
+    split: EvalSplit,
+    names: Sequence[str],
+    settings: EvalSettings | None = None,
+    *,
+    encoder: str = "minilm",
+    embeddings: EmbeddingSource | None = None,
+    reporter: Reporter | None = None,
+) -> list[ModelRun]:
+    """Fit each named model on `split.train` and evaluate it; text models share one `EmbeddingSource`.
+
+    Args:
+        encoder: the encoder spec text models record in their config (and load, without `embeddings`).
+        embeddings: the source text models share; default one for `encoder`, made when first needed.
+    """
+    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
+
+    settings = settings or EvalSettings()
+    reporter = reporter or SilentReporter()
+    if embeddings is None and any(n in TEXT_MODELS for n in names):
+        embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
+    ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder)
+    runs = []
+    for name in names:
+        model = build_model(name, ctx)
+        reporter.message(f"fitting {name}")
+        start = time.perf_counter()
+        model.fit(split.train)
+        fit_seconds = time.perf_counter() - start
+        total = len(split.test_users) * len(settings.pools)
+        with reporter.progress(f"scoring {name}", total) as advance:
+            start = time.perf_counter()
+            metrics = evaluate_model(model, split, settings, progress=advance)
+            score_seconds = time.perf_counter() - start
+        for pool_metrics in metrics.values():
+            pool_metrics.setdefault("per_category", {})
+        runs.append(ModelRun(name, model, metrics, fit_seconds, score_seconds))
+        reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
+    return runs
+
+
+def result_document(
+    data: Dataset,
+    split: EvalSplit,
+    split_settings: SplitSettings,
+    runs: Sequence[ModelRun],
+    *,
+    encoder: str,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The JSON-ready record of an evaluation (undefined metrics are None, so strict JSON can hold them)."""
+    validation = split.validation.heldout_categories if split.validation is not None else ()
+    doc = {
+        "dataset": data.name,
+        "protocol": {
+            "name": split.protocol,
+            "level": split.level,
+            "heldout_categories": list(split.heldout_categories),
+            "validation_categories": list(validation),
+            "n_test_users": len(split.test_users),
+            "n_new_items": len(split.new_items),
+            "min_history": split_settings.min_history,
+            "seed": split_settings.seed,
+        },
+        "results": {run.name: run.metrics for run in runs},
+        "models": {
+            run.name: {
+                "config": run.model.get_config(),
+                "fit_seconds": run.fit_seconds,
+                "score_seconds": run.score_seconds,
+            }
+            for run in runs
+        },
+        "encoder": encoder,
+        "item_text_template": ItemTextTemplate().to_dict(),
+        "zsrec_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": list(command),
+    }
+    return json_ready(doc)
+
+
+def run_evaluation(
+    dataset: str | Dataset,
+    models: Sequence[str],
+    split_settings: SplitSettings | None = None,
+    eval_settings: EvalSettings | None = None,
+    *,
+    encoder: str = "minilm",
+    embeddings: EmbeddingSource | None = None,
+    reporter: Reporter | None = None,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Load `dataset`, split it, fit and evaluate each model on the split; return the result document.
+
+    Every setting is checked before the dataset is read, and an unusable split (unknown held-out category,
+    no test user) is refused before any model is fitted.
+
+    Returns:
+        `{"dataset", "protocol": {...}, "results": {model: {pool: metrics}}, "models": {model: {"config",
+        "fit_seconds", "score_seconds"}}, "encoder", "item_text_template", "zsrec_version", "created",
+        "command"}`; see `result_document`.
+    """
+    split_settings = split_settings or SplitSettings()
+    eval_settings = eval_settings or EvalSettings()
+    names = check_request(models, split_settings, eval_settings)
+    data, split = prepare_split(dataset, split_settings, reporter)
+    runs = evaluate_models(split, names, eval_settings, encoder=encoder, embeddings=embeddings, reporter=reporter)
+    return result_document(data, split, split_settings, runs, encoder=encoder, command=command)
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with numpy scalars as Python numbers, tuples as lists, and nan/inf as None."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
