@@ -59,7 +59,9 @@ def test_toy_pair_categories_positions_and_ids(tmp_path: Path) -> None:
     ]
     assert ds.users["user_id"].tolist() == ["0", "1", "2"]
     assert [list(map(int, h)) for h in ds.histories()] == [[2, 0, 1], [3, 0], [1]]
-    assert ds.interactions["timestamp"].tolist() == [0.0, 1.0, 2.0, 0.0, 1.0, 0.0]
+    # no timestamps in the format: file order (each user's chronological list) stands in for time
+    assert ds.interactions["timestamp"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert summarize(ds)["has_timestamps"] is False
     assert f"dropped the root category level {ROOT!r} that every categorised item shares" in ds.warnings
     assert '1 items have no category; their category is ""' in ds.warnings
     assert "1 users have a single interaction (kept)" in ds.warnings

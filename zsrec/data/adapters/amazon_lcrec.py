@@ -51,8 +51,8 @@ def load_amazon_lcrec(path: str | Path) -> Dataset:
     interactions = pd.DataFrame(
         {
             "user_id": pd.Series(np.asarray(user_keys, dtype=object)[owner], dtype=str),
+            # no timestamp column: rows are in each user's chronological order, so file order is the order
             "item_id": pd.Series([str(i) for h in histories for i in h], dtype=str),
-            "timestamp": position.astype(np.float64),  # position in the user's chronological list
         }
     )
 
