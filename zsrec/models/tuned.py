@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import SplitSettings, leave_category_out_split
+from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import target_ranks
 from zsrec.evaluation.metrics import user_metrics
@@ -44,7 +44,8 @@ class TuningSettings:
     level: int | None = None  # category level of the validation hold-out; None = top level if it has >= 4
     holdout_fraction: float = 0.2  # share of that level's categories (with interactions) held out
     min_history: int = 3
-    min_validation_users: int = 20  # fewer than this: keep `base` untuned (and say so in tuning_)
+    min_validation_users: int = 20  # a fold with fewer test users is skipped; no fold left = `base`, untuned
+    n_folds: int = 3  # validation folds (seeded category draws); the grid point with the best mean NDCG wins
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class TuningSettings:
                 raise ConfigError(f"{name} must not be empty")
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        if self.n_folds < 1:
+            raise ConfigError(f"n_folds must be >= 1, got {self.n_folds}")
 
 
 class _FixedScores:
@@ -104,7 +107,8 @@ class TunedZeroShot(Recommender):
         return self.model_.user_vectors(users)
 
     # -- tuning ------------------------------------------------------------------------------------------
-    def _validation_split(self, data: Dataset):
+    def _validation_splits(self, data: Dataset) -> tuple[list[EvalSplit], int]:
+        """Up to `n_folds` leave-category-out tasks on `data`, each on its own seeded draw of categories."""
         s = self.settings
         level = s.level
         if level is None:
@@ -113,45 +117,61 @@ class TunedZeroShot(Recommender):
         cats = data.category_at(level)
         active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
         if len(active) < 3:
-            return None, level
-        rng = np.random.default_rng(s.seed)
+            return [], level
         n = min(max(2, round(s.holdout_fraction * len(active))), len(active) - 1)
-        chosen = tuple(sorted(rng.choice(active, size=n, replace=False).tolist()))
-        split = leave_category_out_split(
-            data,
-            SplitSettings(level=level, categories=chosen, min_history=s.min_history, validation_fraction=0.0),
-        )
-        return split, level
+        splits, seen = [], set()
+        for fold in range(s.n_folds):
+            chosen = tuple(sorted(np.random.default_rng(s.seed + fold).choice(active, size=n, replace=False).tolist()))
+            if chosen in seen:
+                continue
+            seen.add(chosen)
+            split = leave_category_out_split(
+                data,
+                SplitSettings(level=level, categories=chosen, min_history=s.min_history, validation_fraction=0.0),
+            )
+            if len(split.test_users) >= s.min_validation_users:
+                splits.append(split)
+        return splits, level
 
     def _tune(self, data: Dataset) -> dict[str, Any]:
         s = self.settings
-        split, level = self._validation_split(data)
-        if split is None or len(split.test_users) < s.min_validation_users:
-            n = 0 if split is None else len(split.test_users)
+        splits, level = self._validation_splits(data)
+        if not splits:
             return {
                 "best": s.base.to_dict(),
                 "tuned": False,
-                "reason": f"{n} validation users at level {level}",
+                "reason": f"no validation fold at level {level} had {s.min_validation_users} users",
             }
-        users, items = split.test_users, split.new_items
-        table = []
-        for post in s.postprocess:
-            probe = replace(s.base, postprocess=post, category_weight=max(s.category_weights))
-            parts = ZeroShotRecommender(probe, embeddings=self._embeddings).fit(split.train).components(users, items)
-            z = {name: standardise(x) for name, x in parts.items()}
-            for sw, cw in itertools.product(s.semantic_weights, s.category_weights):
-                config = replace(s.base, postprocess=post, semantic_weight=sw, category_weight=cw)
-                scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
-                ranks, _ = target_ranks(_FixedScores(users, scores), split, "new", seed=s.seed)  # type: ignore[arg-type]
-                table.append((float(np.mean(user_metrics(ranks, len(items), (10,))["ndcg@10"])), config))
+        configs = [
+            replace(s.base, postprocess=post, semantic_weight=sw, category_weight=cw)
+            for post, sw, cw in itertools.product(s.postprocess, s.semantic_weights, s.category_weights)
+        ]
+        ndcg = np.zeros((len(splits), len(configs)))
+        for f, split in enumerate(splits):
+            users, items = split.test_users, split.new_items
+            for post in s.postprocess:
+                probe = replace(s.base, postprocess=post, category_weight=max(s.category_weights))
+                parts = (
+                    ZeroShotRecommender(probe, embeddings=self._embeddings).fit(split.train).components(users, items)
+                )
+                z = {name: standardise(x) for name, x in parts.items()}
+                for c, config in enumerate(configs):
+                    if config.postprocess != post:
+                        continue
+                    scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
+                    ranks, _ = target_ranks(_FixedScores(users, scores), split, "new", seed=s.seed)  # type: ignore[arg-type]
+                    ndcg[f, c] = float(np.mean(user_metrics(ranks, len(items), (10,))["ndcg@10"]))
+        mean = ndcg.mean(axis=0)
+        table = list(zip(mean.tolist(), configs, strict=True))
         best_ndcg, best = max(table, key=lambda row: row[0])
         return {
             "best": best.to_dict(),
             "tuned": True,
             "validation_ndcg@10": best_ndcg,
             "validation_level": level,
-            "validation_categories": list(split.heldout_categories),
-            "validation_users": len(users),
+            "validation_folds": [
+                {"categories": list(sp.heldout_categories), "users": len(sp.test_users)} for sp in splits
+            ],
             "grid": [
                 {
                     "ndcg@10": n,
