@@ -315,3 +315,19 @@ def test_demo_runs_end_to_end_with_the_fake_encoder(tmp_path: Path) -> None:
     assert "ndcg@10 per held-out category" in result.stdout
     assert "top 5 new items for this household" in result.stdout and "profile: age" in result.stdout
     assert "kept the 7,165 of" in result.stdout  # the reduction is said, not silent
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["evaluate", "x", "--seed", "abc"], ["evaluate", "x", "--bogus"], ["frob"], ["validate"]],
+    ids=["wrong-type", "unknown-option", "unknown-command", "missing-argument"],
+)
+def test_usage_errors_are_one_line_and_exit_2(argv, capsys) -> None:
+    from zsrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ")

@@ -387,9 +387,26 @@ def _embeddings_for(names: list[str], encoder: str, reporter: ConsoleReporter) -
         return EmbeddingSource(load_encoder(encoder), show_progress=reporter.progress_bars)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="zsrec")
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: usage errors (an unknown option, a value of the wrong type) end as one
+    `error:` line and exit code 2 too, like every other bad input, instead of click's boxed usage text."""
+    # typer 0.29 vendors click as typer._click (pinned in requirements.lock); its UsageError is not click's
+    from typer import Abort
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(args=argv, prog_name="zsrec", standalone_mode=False)
+    except NoArgsIsHelpError as err:
+        typer.echo(err.ctx.get_help() if err.ctx else str(err))
+        code = 0
+    except UsageError as err:
+        command = f"zsrec {err.ctx.info_name}" if err.ctx is not None and err.ctx.parent is not None else "zsrec"
+        typer.echo(f"error: {' '.join(err.format_message().split())} (see '{command} --help')", err=True)
+        code = EXIT_USER_ERROR
+    except Abort:
+        typer.echo("error: aborted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
