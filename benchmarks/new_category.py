@@ -59,6 +59,7 @@ LCO_MODELS = [
     "category-affinity",
     "zero-shot",
 ]
+FRACTION_MODELS = ["random", "tfidf", "zero-shot-mean", "zero-shot-hybrid", "zero-shot"]
 LOO_MODELS = ["random", "popularity", "tfidf", "als", "zero-shot-mean", "zero-shot-recency", "zero-shot-hybrid"]
 PUBLISHED_LOO = {  # Amazon Scientific, leave-one-out, full ranking (SOURCE.md); other preprocessing
     "Recformer": (0.1027, 0.1448),
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         amazon, LCO_MODELS, lco, EvalSettings(ks=ks, pools=("new", "all")), embeddings=embeddings
     )
     print("scientific leave-category-out done", flush=True)
+    fraction = SplitSettings(level=2, holdout_fraction=0.2, min_history=3, seed=0)
+    new_pool = EvalSettings(ks=ks, pools=("new",))
+    docs["scientific_level2"] = run_evaluation(amazon, FRACTION_MODELS, fraction, new_pool, embeddings=embeddings)
 
     if not args.skip_completejourney:
         demo = DemoSettings()
@@ -159,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         cj_split = SplitSettings(level=2, categories=demo.categories, min_history=3, seed=0)
         docs["completejourney_lco"] = run_evaluation(
             journey, LCO_MODELS, cj_split, EvalSettings(ks=ks, pools=("new", "all")), embeddings=embeddings
+        )
+        docs["completejourney_level2"] = run_evaluation(
+            journey, FRACTION_MODELS, fraction, new_pool, embeddings=embeddings
         )
         print("complete journey done", flush=True)
 

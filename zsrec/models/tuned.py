@@ -1,8 +1,8 @@
 """`zero-shot`: the zero-shot configuration that works best on validation categories, chosen inside `fit`.
 
-`fit(data)` holds out a seeded set of categories *of the data it is given* (so, in an evaluation, never the
-test categories, which have no interactions there), scores a small grid of settings on them by NDCG@10
-over their items, keeps the best, and refits that setting on all of `data`. Nothing is learned from
+`fit(data)` holds out seeded sets of categories *of the data it is given* (`n_folds` draws; in an evaluation
+never the test categories, which have no interactions there), scores a small grid of settings on each by
+NDCG@10 over their items, keeps the setting with the best mean, and refits it on all of `data`. Nothing is learned from
 interactions beyond this choice among a handful of settings; the choice and the grid's scores are kept in
 `tuning_` and written to config.json.
 """
