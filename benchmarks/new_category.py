@@ -210,6 +210,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     md += [
         "",
+        "### Level 2, a seeded 20% of the categories held out (new pool)",
+        "Complete Journey reduced as in the demo (products bought by at least 30 households).",
+    ]
+    for key in ("scientific_level2", "completejourney_level2"):
+        if key in docs:
+            p = docs[key]["protocol"]
+            md += [
+                "",
+                f"`{docs[key]['dataset']}`: {len(p['heldout_categories'])} categories held out (seed 0), "
+                f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items.",
+                "",
+                table(docs[key], ("new",), ks),
+            ]
+    md += [
+        "",
         "### Amazon Scientific, leave-one-out (whole catalog)",
         protocol_line(docs["scientific_loo"]),
         "",
