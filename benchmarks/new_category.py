@@ -114,8 +114,13 @@ def table(doc: dict, pools: tuple[str, ...], ks: tuple[int, ...]) -> str:
 def protocol_line(doc: dict) -> str:
     p = doc["protocol"]
     cats = "; ".join(p["heldout_categories"])
+    if p["name"] == "leave-one-out":
+        return (
+            f"`{doc['dataset']}` — leave-one-out: each user's last item is the target; "
+            f"{p['n_test_users']:,} test users, min history {p['min_history']}."
+        )
     return (
-        f"`{doc['dataset']}` — {p['name']}, level {p['level']}, held out: {cats or '(last item per user)'}; "
+        f"`{doc['dataset']}` — {p['name']}, level {p['level']}, held out: {cats}; "
         f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items, min history {p['min_history']}."
     )
 
