@@ -25,9 +25,11 @@ def _assert_no_leak(split) -> None:
     assert not train_items & set(split.new_items.tolist())
     held = set(split.heldout_categories)
     assert all(split.item_category[i] in held for i in split.new_items)
+    new_items = set(split.new_items.tolist())
+    histories = split.train.histories()  # once: it walks the whole log
     for u, targets in zip(split.test_users, split.targets, strict=True):
-        assert set(targets.tolist()) <= set(split.new_items.tolist())
-        assert not set(targets.tolist()) & set(split.train.histories()[u].tolist())
+        assert set(targets.tolist()) <= new_items
+        assert not set(targets.tolist()) & set(histories[u].tolist())
 
 
 def test_no_held_out_item_reaches_training_data() -> None:
@@ -66,10 +68,10 @@ def test_min_history_filters_test_users() -> None:
 def test_leave_one_out_holds_out_the_last_item() -> None:
     shop = tiny_shop()
     split = make_split(shop, SplitSettings(protocol=LEAVE_ONE_OUT))
-    full = shop.histories()
+    full, train = shop.histories(), split.train.histories()
     for u, target in zip(split.test_users, split.targets, strict=True):
         assert target.tolist() == [full[u][-1]]
-        assert split.train.histories()[u].tolist() == full[u][:-1].tolist()
+        assert train[u].tolist() == full[u][:-1].tolist()
     assert split.validation is not None
     for u, target in zip(split.validation.test_users, split.validation.targets, strict=True):
         assert target.tolist() == [full[u][-2]]

@@ -18,6 +18,7 @@ from zsrec.models.baselines import (
     TfidfRecommender,
 )
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 
@@ -50,6 +51,10 @@ def _zero_shot_preset(name: str) -> Callable[[ModelContext], Recommender]:
     return build
 
 
+def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
+    return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
+
+
 BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "random": lambda ctx: RandomRecommender(),
     "popularity": lambda ctx: PopularityRecommender(),
@@ -58,10 +63,14 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "als": lambda ctx: AlsRecommender(),
     "zero-shot": lambda ctx: TunedZeroShot(encoder=ctx.encoder, embeddings=ctx.embeddings),
     **{name: _zero_shot_preset(name) for name in PRESETS},
+    # trained on warm-category interactions over frozen text embeddings (issue 4, first part)
+    "seed-linear": _head(SeedLinearRecommender),
+    "two-tower-head": _head(TwoTowerRecommender),
+    "mlp-head": _head(MlpHeadRecommender),
 }
 
 #: models that read item text (they need an encoder and show an encode step)
-TEXT_MODELS = frozenset({"zero-shot", *PRESETS})
+TEXT_MODELS = frozenset({"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head"})
 
 
 def model_names() -> list[str]:

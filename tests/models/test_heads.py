@@ -1,0 +1,266 @@
+"""The trained heads: the shared contract, persistence, the seed formula's one ranking, training and stopping."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from shop_fixtures import tiny_shop
+
+from zsrec.data.splits import SplitSettings, make_split
+from zsrec.encoders import HashingEncoder
+from zsrec.errors import ConfigError, NotFittedError
+from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.heads import (
+    HeadRecommender,
+    HeadSettings,
+    InteractionMlpHead,
+    MlpHeadRecommender,
+    SeedLinearRecommender,
+    TwoTowerHead,
+    TwoTowerRecommender,
+)
+from zsrec.training.heads import (
+    HeadTrainingSettings,
+    ScoringHead,
+    build_training_pairs,
+    history_vectors,
+    train_head,
+    validation_ndcg,
+    validation_task,
+)
+
+HEADS: dict[str, type[HeadRecommender]] = {
+    "seed-linear": SeedLinearRecommender,
+    "two-tower-head": TwoTowerRecommender,
+    "mlp-head": MlpHeadRecommender,
+}
+FAST = HeadTrainingSettings(epochs=8, hidden_dim=16, proj_dim=8)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return make_split(tiny_shop(), SplitSettings(categories=("Sleeping Bags",), level=2, min_history=3))
+
+
+@pytest.fixture(scope="module")
+def embeddings(tmp_path_factory) -> EmbeddingSource:
+    return EmbeddingSource(HashingEncoder(dim=64), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def _head(name: str, embeddings: EmbeddingSource, training: HeadTrainingSettings = FAST, **kw) -> HeadRecommender:
+    return HEADS[name](HeadSettings(training=training, **kw), embeddings=embeddings)
+
+
+@pytest.fixture(scope="module", params=list(HEADS))
+def fitted(request, embeddings, split) -> HeadRecommender:
+    return _head(request.param, embeddings).fit(split.train)
+
+
+# -- the contract (a copy of tests/models/test_contract.py's checks, over the heads) -----------------------
+@pytest.mark.parametrize("name", list(HEADS))
+def test_refuses_to_score_before_fit(name, embeddings) -> None:
+    with pytest.raises(NotFittedError):
+        _head(name, embeddings).recommend(np.array([0]))
+
+
+def test_score_has_one_row_per_user_and_one_column_per_item(fitted, split) -> None:
+    scores = fitted.score(split.test_users[:3], split.new_items)
+    assert scores.shape == (3, len(split.new_items))
+    assert np.isfinite(scores).all()
+
+
+def test_recommend_returns_sorted_unseen_items(fitted, split) -> None:
+    users = split.test_users[:4]
+    ranking = fitted.recommend(users, k=3)
+    assert ranking.items.shape == (4, 3)
+    assert (np.diff(ranking.scores, axis=1) <= 1e-6).all()
+    for row, u in enumerate(users):
+        assert not set(ranking.items[row]) & set(split.train.histories()[u].tolist())
+
+
+def test_recommend_keeps_to_the_candidates(fitted, split) -> None:
+    ranking = fitted.recommend(split.test_users[:2], k=2, candidates=split.new_items)
+    assert set(ranking.items.ravel()) <= set(split.new_items.tolist())
+
+
+def test_save_then_load_scores_identically(fitted, split, tmp_path) -> None:
+    fitted.save(tmp_path / "model")
+    files = {p.name for p in (tmp_path / "model").iterdir()}
+    assert {"config.json", "head.safetensors", "training_log.json"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".pt", ".tmp"))]
+    loaded = type(fitted).load(tmp_path / "model")
+    users = np.arange(split.train.n_users)
+    np.testing.assert_array_equal(loaded.score(users, split.new_items), fitted.score(users, split.new_items))
+    assert loaded.settings == fitted.settings
+    assert loaded.training_log_ == fitted.training_log_
+
+
+def test_load_refuses_another_models_folder(fitted, tmp_path) -> None:
+    fitted.save(tmp_path / "model")
+    other = next(cls for cls in HEADS.values() if cls is not type(fitted))
+    with pytest.raises(ValueError, match=fitted.name):
+        other.load(tmp_path / "model")
+
+
+# -- what each head is --------------------------------------------------------------------------------
+def test_seed_linear_gives_every_user_the_same_ranking(embeddings, split) -> None:
+    model = _head("seed-linear", embeddings).fit(split.train)
+    users = np.arange(split.train.n_users)
+    scores = model.score(users, np.arange(split.train.n_items))
+    assert np.ptp(scores[0]) > 0  # it did learn an item prior (not all ties)
+    # the user term is one number per user: scores differ between users only by a constant
+    np.testing.assert_allclose(
+        scores - scores[:, :1], np.broadcast_to(scores[0] - scores[0, 0], scores.shape), atol=1e-5
+    )
+    ranking = model.recommend(users, k=5, candidates=np.arange(split.train.n_items), exclude_seen=False)
+    assert (ranking.items == ranking.items[0]).all()
+
+
+def test_untrained_two_tower_and_mlp_heads_rank_like_zero_shot_mean() -> None:
+    gen = torch.Generator().manual_seed(0)
+    users = torch.nn.functional.normalize(torch.randn(5, 32, generator=gen), dim=1)
+    items = torch.nn.functional.normalize(torch.randn(7, 32, generator=gen), dim=1)
+    for head in (TwoTowerHead(32, 0, True), TwoTowerHead(32, 16, False), InteractionMlpHead(32, 8, 16, True)):
+        torch.testing.assert_close(head.scores(users, items), users @ items.T)
+
+
+def test_two_tower_and_mlp_users_get_their_own_rankings(embeddings, split) -> None:
+    for name in ("two-tower-head", "mlp-head"):
+        model = _head(name, embeddings).fit(split.train)
+        camper, cook = 0, 1  # tiny shop: even users camp, odd users cook
+        scores = model.score(np.array([camper, cook]), np.arange(split.train.n_items))
+        assert not np.allclose(scores[0] - scores[0, 0], scores[1] - scores[1, 0])
+
+
+# -- training -----------------------------------------------------------------------------------------
+def test_training_pairs_remove_the_targets_category_from_the_history(embeddings, split) -> None:
+    data = split.train
+    vectors = embeddings.items(data.items, HeadSettings().template)
+    settings = replace(FAST, level=2)
+    pairs = build_training_pairs(data, vectors, settings)
+    cats, histories = data.category_at(2), data.histories()
+    assert len(pairs) == len(data.interactions)  # every tiny-shop user buys in three categories
+    for k in range(0, len(pairs), 7):
+        u, i = int(pairs.users[k]), int(pairs.items[k])
+        rest = np.asarray([j for j in histories[u] if cats[j] != cats[i]])
+        np.testing.assert_allclose(
+            pairs.inputs(torch.tensor([k]))[0].numpy(), history_vectors([rest], vectors)[0], atol=1e-6
+        )
+    loo = build_training_pairs(data, vectors, replace(settings, pair_history="leave-one-out"))
+    u, i = int(loo.users[0]), int(loo.items[0])
+    rest = np.asarray([j for j in histories[u] if j != i])
+    np.testing.assert_allclose(loo.inputs(torch.tensor([0]))[0].numpy(), history_vectors([rest], vectors)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_training_loss_decreases(name, embeddings, split) -> None:
+    model = _head(name, embeddings, replace(FAST, epochs=10, lr=1e-2)).fit(split.train)
+    losses = [e["loss"] for e in model.training_log_["epochs"] if e["loss"] is not None]
+    assert len(losses) == 10
+    assert losses[-1] < losses[0] - 1e-3
+
+
+class _Scripted:
+    """A validation that returns fixed values in turn and remembers the weights it saw."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.seen = list(values), []
+
+    def __call__(self, head: ScoringHead) -> float:
+        self.seen.append({k: v.clone() for k, v in head.state_dict().items()})
+        return self.values[len(self.seen) - 1]
+
+
+def test_early_stopping_keeps_the_best_epochs_weights(embeddings, split) -> None:
+    data = split.train
+    vectors = embeddings.items(data.items, HeadSettings().template)
+    settings = replace(FAST, epochs=10, patience=2, lr=1e-2)
+    pairs = build_training_pairs(data, vectors, settings)
+    head = TwoTowerHead(vectors.shape[1], 0, False)
+    validate = _Scripted([0.1, 0.2, 0.5, 0.4, 0.45, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    log = train_head(head, pairs, torch.from_numpy(vectors), settings, validate=validate)
+    assert log["best_epoch"] == 2 and log["best_validation_ndcg@10"] == 0.5
+    assert [e["epoch"] for e in log["epochs"]] == [0, 1, 2, 3, 4]  # stopped after `patience` worse epochs
+    assert log["stopped_early"]
+    final = head.state_dict()
+    assert all(torch.equal(final[k], validate.seen[2][k]) for k in final)
+    assert not all(torch.equal(final[k], validate.seen[-1][k]) for k in final)
+
+
+def test_fit_stops_on_validation_categories_carved_from_its_data(embeddings, split) -> None:
+    # seed 1 holds out two tiny-shop categories with enough users for a validation task
+    training = replace(FAST, seed=1, min_validation_users=5, min_history=1, patience=2, epochs=6)
+    model = _head("two-tower-head", embeddings, training).fit(split.train)
+    log = model.training_log_
+    assert log["validation"]["users"] >= 5
+    assert not set(log["validation"]["categories"]) & set(split.heldout_categories)
+    curve = [e["validation_ndcg@10"] for e in log["epochs"]]
+    assert log["best_epoch"] == int(np.argmax(curve))
+    task = validation_task(split.train, model.item_vectors_, training)
+    assert validation_ndcg(model.head_, task) == pytest.approx(max(curve), abs=1e-9)
+
+
+def test_fitting_twice_with_one_seed_gives_the_same_model(embeddings, split) -> None:
+    a = _head("mlp-head", embeddings, item_prior=True).fit(split.train)
+    b = _head("mlp-head", embeddings, item_prior=True).fit(split.train)
+    users = np.arange(split.train.n_users)
+    np.testing.assert_array_equal(a.score(users, split.new_items), b.score(users, split.new_items))
+
+
+def test_profile_text_joins_the_user_vector_and_survives_saving(embeddings, split, tmp_path) -> None:
+    model = _head("two-tower-head", embeddings, profile_weight=0.5).fit(split.train)
+    plain = _head("two-tower-head", embeddings).fit(split.train)
+    users = np.arange(4)
+    assert not np.allclose(model.score(users, split.new_items), plain.score(users, split.new_items))
+    model.save(tmp_path / "m")
+    loaded = TwoTowerRecommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(users, split.new_items), model.score(users, split.new_items))
+
+
+# -- settings -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"batch_size": 0},
+        {"lr": 0.0},
+        {"weight_decay": -1.0},
+        {"temperature": 0.0},
+        {"loss": "hinge"},
+        {"negatives": "popular"},
+        {"n_negatives": -1},
+        {"hidden_dim": -1},
+        {"proj_dim": 0},
+        {"pair_history": "all"},
+        {"max_pairs": 0},
+        {"patience": 0},
+        {"level": 0},
+        {"validation_fraction": 1.0},
+        {"min_history": 0},
+        {"threads": 0},
+    ],
+)
+def test_bad_training_settings_name_the_setting(bad) -> None:
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        HeadTrainingSettings(**bad)
+
+
+def test_no_negatives_at_all_is_refused() -> None:
+    with pytest.raises(ConfigError, match="n_negatives"):
+        HeadTrainingSettings(n_negatives=0, in_batch_negatives=False)
+    HeadTrainingSettings(n_negatives=0, in_batch_negatives=True)  # in-batch ones alone are fine
+
+
+def test_bad_head_settings_name_the_setting() -> None:
+    with pytest.raises(ConfigError, match="profile_weight"):
+        HeadSettings(profile_weight=-0.1)
+    with pytest.raises(ConfigError, match="hidden_dim"):
+        InteractionMlpHead(8, 4, 0, False)
+
+
+def test_head_settings_round_trip_through_json_dict() -> None:
+    s = HeadSettings(profile_weight=0.5, item_prior=True, training=HeadTrainingSettings(loss="bpr", seed=3))
+    assert HeadSettings.from_dict(s.to_dict()) == s

@@ -1,0 +1,403 @@
+"""Training a scoring head over frozen text embeddings: settings, training pairs, validation, the loop.
+
+A head scores (user vector, item vector) pairs. The item vector is the item's frozen text embedding e_i;
+the user vector e_u is the normalised mean of the user's history embeddings (optionally plus their profile
+text's). Training pairs come from the training interactions: for an interaction (u, i) the input is u's
+history *without the items of i's category* and the target is i, which is the situation of a new category
+at test time. Early stopping watches NDCG@10 on validation categories held out of the training data itself
+(the way `zero-shot` tunes), and the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import sparse
+from torch import nn
+
+from zsrec.data.dataset import Dataset
+from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
+from zsrec.errors import ConfigError
+from zsrec.evaluation.evaluate import target_ranks
+from zsrec.evaluation.metrics import user_metrics
+
+LOSSES = ("softmax", "bpr")
+NEGATIVES = ("category", "catalog")
+PAIR_HISTORIES = ("other-categories", "leave-one-out")
+
+
+@dataclass(frozen=True)
+class HeadTrainingSettings:
+    """How a head is trained, and how its validation categories are held out."""
+
+    epochs: int = 20  # most passes over the training pairs
+    batch_size: int = 256  # training pairs per optimiser step
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay (pulls the residual heads back to zero-shot)
+    temperature: float = 0.05  # logits = score / temperature
+    loss: str = "softmax"  # "softmax": sampled softmax over positive + negatives; "bpr": pairwise logistic
+    # Where negatives come from: "category" = the positive's own category (batches are formed per category),
+    # as at test time, where every candidate is in a new category and the question is which of its items;
+    # "catalog" = any item of a category with training interactions.
+    negatives: str = "category"
+    # Negatives drawn uniformly (shared by a batch; a category smaller than this gives all its items). Uniform,
+    # not in-batch: in-batch negatives are drawn by popularity, which cancels the item prior a head should learn.
+    n_negatives: int = 128
+    in_batch_negatives: bool = False  # also use the batch's other positives as negatives
+    hidden_dim: int = 128  # hidden width of the heads' MLPs (two-tower-head: 0 = linear residual maps)
+    proj_dim: int = 64  # mlp-head: width the embeddings are projected to before their pairwise features
+    # Input history of a pair: "other-categories" (the user's items outside the target's category, like a
+    # new category at test time) or "leave-one-out" (every other item of the user).
+    pair_history: str = "other-categories"
+    max_pairs: int = 200_000  # at most this many training pairs (a seeded sample beyond that)
+    patience: int = 3  # stop after this many epochs without a better validation NDCG@10
+    level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
+    validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
+    min_history: int = 3  # a validation user needs this many interactions outside the validation categories
+    min_validation_users: int = 20  # fewer = no early stopping: train all `epochs` on all the data
+    refit: bool = False  # after early stopping, retrain on all the data for the best number of epochs
+    threads: int = 2  # torch CPU threads while training
+    seed: int = 0  # seeds the validation categories, the initial weights, pair order and negatives
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "proj_dim", "max_pairs", "patience", "min_history", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "n_negatives", "hidden_dim", "min_validation_users"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.negatives not in NEGATIVES:
+            raise ConfigError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        if self.pair_history not in PAIR_HISTORIES:
+            raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
+        if self.n_negatives == 0 and not self.in_batch_negatives:
+            raise ConfigError("n_negatives must be >= 1 when in_batch_negatives is off, got 0")
+        if self.level is not None and self.level < 1:
+            raise ConfigError(f"level must be >= 1 or None, got {self.level}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+
+
+class ScoringHead(nn.Module):
+    """Scores (user vector, item vector) pairs; subclasses implement `pair_scores`."""
+
+    pairs_per_chunk = 1 << 16  # `scores` works through users in chunks of about this many pairs
+
+    def pair_scores(self, users: torch.Tensor, items: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """users (B, d), items (N, d), cand (B, M) row indexes into items -> scores (B, M)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Every user against every item: (B, N)."""
+        rows = max(1, self.pairs_per_chunk // max(1, len(items)))
+        cand = torch.arange(len(items)).expand(min(rows, max(1, len(users))), -1)
+        out = [self.pair_scores(chunk, items, cand[: len(chunk)]) for chunk in users.split(rows)]
+        return torch.cat(out) if out else torch.empty((0, len(items)))
+
+
+def resolve_level(data: Dataset, level: int | None) -> int:
+    """`level`, or the top level when it has at least 4 categories (else the second, where there is one)."""
+    if level is not None:
+        return level
+    if len({c for c in data.category_at(1) if c}) >= 4 or data.category_depth() < 2:
+        return 1
+    return 2
+
+
+def history_vectors(
+    histories: list[np.ndarray],
+    item_vectors: np.ndarray,
+    profile_vectors: np.ndarray | None = None,
+    profile_weight: float = 0.0,
+) -> np.ndarray:
+    """Per user (n_users, d): normalise(mean of history item vectors), then + profile_weight · profile vector
+    and normalised again. A user with neither gets a zero vector."""
+    lengths = np.asarray([len(h) for h in histories], dtype=np.int64)
+    rows = np.repeat(np.arange(len(histories)), lengths)
+    cols = np.concatenate(histories) if len(histories) else np.empty(0, dtype=np.int64)
+    mean = sparse.csr_matrix(
+        (1.0 / lengths[rows], (rows, cols)), shape=(len(histories), len(item_vectors)), dtype=np.float32
+    )
+    x = _normalise(np.asarray(mean @ item_vectors))
+    if profile_vectors is not None and profile_weight > 0:
+        x = _normalise(x + np.float32(profile_weight) * profile_vectors)
+    return x
+
+
+@dataclass(frozen=True)
+class TrainingPairs:
+    """(input history → target item) pairs: a pair's input is its user's history minus a removed part."""
+
+    users: torch.Tensor  # (n,) user of each pair
+    items: torch.Tensor  # (n,) target item of each pair
+    removed: torch.Tensor  # (n,) row of `removed_sums` taken out of the user's history
+    user_sums: torch.Tensor  # (n_users, d) sum of each user's history item vectors
+    user_counts: torch.Tensor  # (n_users,) history lengths
+    removed_sums: torch.Tensor  # (n_removed, d)
+    removed_counts: torch.Tensor  # (n_removed,)
+    profiles: torch.Tensor | None  # (n_users, d) profile vectors already times profile_weight, or None
+    groups: torch.Tensor  # (n,) category of each pair's target (an index into `group_items`)
+    group_items: list[torch.Tensor]  # per category, its items: where "category" negatives come from
+    catalog: torch.Tensor  # items of the categories with training interactions: "catalog" negatives
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        """User vectors (len(idx), d) of the pairs `idx`, computed as `history_vectors` does."""
+        u, r = self.users[idx], self.removed[idx]
+        count = (self.user_counts[u] - self.removed_counts[r]).unsqueeze(1)
+        x = F.normalize((self.user_sums[u] - self.removed_sums[r]) / count, dim=1)
+        return x if self.profiles is None else F.normalize(x + self.profiles[u], dim=1)
+
+
+def build_training_pairs(
+    data: Dataset,
+    item_vectors: np.ndarray,
+    settings: HeadTrainingSettings,
+    *,
+    profile_vectors: np.ndarray | None = None,
+    profile_weight: float = 0.0,
+) -> TrainingPairs:
+    """One pair per interaction of `data` whose user has history left once the removed part is gone."""
+    users = data.interactions["user"].to_numpy().astype(np.int64)
+    items = data.interactions["item"].to_numpy().astype(np.int64)
+    ones = np.ones(len(items), dtype=np.float32)
+    user_sums = sparse.csr_matrix((ones, (users, items)), shape=(data.n_users, data.n_items)) @ item_vectors
+    user_counts = np.bincount(users, minlength=data.n_users)
+    _, category = np.unique(data.category_at(resolve_level(data, settings.level)).astype(str), return_inverse=True)
+    if settings.pair_history == "leave-one-out":
+        removed, removed_sums, removed_counts = items, item_vectors, np.ones(data.n_items, dtype=np.int64)
+    else:  # remove all of the user's items in the target's category
+        keys, removed = np.unique(users * (category.max() + 1) + category[items], return_inverse=True)
+        removed_sums = sparse.csr_matrix((ones, (removed, items)), shape=(len(keys), data.n_items)) @ item_vectors
+        removed_counts = np.bincount(removed, minlength=len(keys))
+    keep = np.flatnonzero(user_counts[users] > removed_counts[removed])
+    if len(keep) == 0:
+        raise ConfigError(
+            f"no training pairs: no user has history outside a target's category ({settings.pair_history=}); "
+            "try pair_history='leave-one-out'"
+        )
+    if len(keep) > settings.max_pairs:
+        keep = np.sort(np.random.default_rng(settings.seed).choice(keep, size=settings.max_pairs, replace=False))
+    profiles = None
+    if profile_vectors is not None and profile_weight > 0:
+        profiles = torch.from_numpy(np.float32(profile_weight) * profile_vectors)
+    return TrainingPairs(
+        users=torch.from_numpy(users[keep]),
+        items=torch.from_numpy(items[keep]),
+        removed=torch.from_numpy(removed[keep]),
+        user_sums=torch.from_numpy(np.asarray(user_sums, dtype=np.float32)),
+        user_counts=torch.from_numpy(user_counts).float(),
+        removed_sums=torch.from_numpy(np.asarray(removed_sums, dtype=np.float32)),
+        removed_counts=torch.from_numpy(removed_counts).float(),
+        profiles=profiles,
+        groups=torch.from_numpy(category[items[keep]]),
+        group_items=[torch.from_numpy(np.flatnonzero(category == c)) for c in range(category.max() + 1)],
+        catalog=torch.from_numpy(np.flatnonzero(np.isin(category, category[items]))),
+    )
+
+
+@dataclass(frozen=True)
+class ValidationTask:
+    """Validation categories held out of the training data: learn from `split.train`, rank `split.new_items`."""
+
+    split: EvalSplit
+    user_vectors: np.ndarray  # (n_users, d) from the histories in split.train
+    item_vectors: np.ndarray  # (n_items, d)
+    seed: int  # tie-break order of target_ranks
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "level": self.split.level,
+            "categories": list(self.split.heldout_categories),
+            "users": len(self.split.test_users),
+            "items": len(self.split.new_items),
+        }
+
+
+def validation_task(
+    data: Dataset,
+    item_vectors: np.ndarray,
+    settings: HeadTrainingSettings,
+    *,
+    profile_vectors: np.ndarray | None = None,
+    profile_weight: float = 0.0,
+) -> ValidationTask | None:
+    """A seeded leave-category-out task on `data` (as `zero-shot` draws its first fold), or None when it would
+    have fewer than `min_validation_users` users."""
+    level = resolve_level(data, settings.level)
+    counts = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items)
+    cats = data.category_at(level)
+    active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
+    if len(active) < 3:
+        return None
+    n = min(max(2, round(settings.validation_fraction * len(active))), len(active) - 1)
+    chosen = tuple(sorted(np.random.default_rng(settings.seed).choice(active, size=n, replace=False).tolist()))
+    split = leave_category_out_split(
+        data, SplitSettings(level=level, categories=chosen, min_history=settings.min_history, validation_fraction=0.0)
+    )
+    if len(split.test_users) < max(1, settings.min_validation_users):
+        return None
+    users = history_vectors(split.train.histories(), item_vectors, profile_vectors, profile_weight)
+    return ValidationTask(split, users, item_vectors, settings.seed)
+
+
+class _FixedScores:
+    """A score matrix behind the `score` call that `target_ranks` makes."""
+
+    def __init__(self, users: np.ndarray, scores: np.ndarray) -> None:
+        self._row = {int(u): r for r, u in enumerate(users)}
+        self._scores = scores
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._scores[[self._row[int(u)] for u in users]]
+
+
+def validation_ndcg(head: ScoringHead, task: ValidationTask) -> float:
+    """Mean NDCG@10 of `head` over the validation users, ranking the validation categories' items."""
+    split = task.split
+    users = torch.from_numpy(task.user_vectors[split.test_users])
+    items = torch.from_numpy(task.item_vectors[split.new_items])
+    scores = head.scores(users, items).numpy()
+    ranks, _ = target_ranks(_FixedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
+    return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
+
+
+def head_loss(scores: torch.Tensor, cand: torch.Tensor, settings: HeadTrainingSettings) -> torch.Tensor:
+    """Loss of scores (B, M) whose column 0 is each pair's positive; negatives equal to it are ignored."""
+    logits = scores / settings.temperature
+    hit = cand[:, 1:] == cand[:, :1]  # (B, M-1) a "negative" that is the positive itself
+    if settings.loss == "softmax":
+        negatives = logits[:, 1:].masked_fill(hit, float("-inf"))
+        target = torch.zeros(len(logits), dtype=torch.long)
+        return F.cross_entropy(torch.cat([logits[:, :1], negatives], dim=1), target)
+    valid = (~hit).float()
+    pairwise = -F.logsigmoid(logits[:, :1] - logits[:, 1:])  # BPR: positive above each negative
+    return (pairwise * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def _batches(pairs: TrainingPairs, settings: HeadTrainingSettings, gen: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's batches of pair indexes, shuffled; with "category" negatives each batch is one category's."""
+    order = torch.randperm(len(pairs), generator=gen)
+    if settings.negatives == "catalog":
+        return list(order.split(settings.batch_size))
+    order = order[torch.argsort(pairs.groups[order], stable=True)]
+    sizes = torch.bincount(pairs.groups[order]).tolist()
+    batches = [b for group in order.split(sizes) if len(group) for b in group.split(settings.batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+
+
+def _candidates(
+    positives: torch.Tensor, pool: torch.Tensor, settings: HeadTrainingSettings, gen: torch.Generator
+) -> torch.Tensor:
+    """(B, M) items per pair: the positive, then shared uniform negatives from `pool`, then (optionally) the
+    batch's other positives."""
+    b = len(positives)
+    parts = [positives[:, None]]
+    if settings.n_negatives >= len(pool):  # a small pool: all of it (a full softmax)
+        parts.append(pool.expand(b, -1))
+    elif settings.n_negatives:
+        drawn = pool[torch.randint(len(pool), (settings.n_negatives,), generator=gen)]
+        parts.append(drawn.expand(b, -1))
+    if settings.in_batch_negatives:
+        parts.append(positives.expand(b, -1))
+    return torch.cat(parts, dim=1)
+
+
+def train_head(
+    head: ScoringHead,
+    pairs: TrainingPairs,
+    item_vectors: torch.Tensor,
+    settings: HeadTrainingSettings,
+    *,
+    validate: Callable[[ScoringHead], float] | None = None,
+    epochs: int | None = None,
+) -> dict[str, Any]:
+    """Train `head` in place. With `validate` (higher is better), stop after `patience` epochs without a
+    better value and leave the best epoch's weights in `head` (epoch 0 = the untrained head).
+
+    Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
+    "best_validation_ndcg@10", "stopped_early"}.
+    """
+    s = settings
+    epochs = s.epochs if epochs is None else epochs
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    try:
+        gen = torch.Generator().manual_seed(s.seed)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        log: list[dict[str, Any]] = []
+        best_epoch, best, best_state, stopped_early = epochs, float("-inf"), _copy(head), False
+        if validate is not None:
+            best_epoch, best = 0, validate(head.eval())
+            log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            entry: dict[str, Any] = {"epoch": epoch, "loss": _train_epoch(head, pairs, item_vectors, optimizer, s, gen)}
+            if validate is not None:
+                entry["validation_ndcg@10"] = value = validate(head.eval())
+                if value > best:
+                    best_epoch, best, best_state = epoch, value, _copy(head)
+            entry["seconds"] = time.perf_counter() - start
+            log.append(entry)
+            if validate is not None and epoch - best_epoch >= s.patience:
+                stopped_early = epoch < epochs
+                break
+        if validate is not None:
+            head.load_state_dict(best_state)
+        return {
+            "epochs": log,
+            "best_epoch": best_epoch,
+            "best_validation_ndcg@10": None if validate is None else best,
+            "stopped_early": stopped_early,
+        }
+    finally:
+        head.eval()
+        torch.set_num_threads(threads)
+
+
+def _train_epoch(
+    head: ScoringHead,
+    pairs: TrainingPairs,
+    item_vectors: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    s: HeadTrainingSettings,
+    gen: torch.Generator,
+) -> float:
+    """One pass over the pairs; returns the mean loss."""
+    head.train()
+    total = 0.0
+    for batch in _batches(pairs, s, gen):
+        users = pairs.inputs(batch)  # (B, d)
+        pool = pairs.catalog if s.negatives == "catalog" else pairs.group_items[int(pairs.groups[batch[0]])]
+        cand = _candidates(pairs.items[batch], pool, s, gen)  # (B, M), column 0 = the positive
+        ids, local = torch.unique(cand, return_inverse=True)  # score each distinct item once
+        loss = head_loss(head.pair_scores(users, item_vectors[ids], local), cand, s)  # scalar
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+    return total / len(pairs)
+
+
+def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in head.state_dict().items()}
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (x / norms).astype(np.float32)
