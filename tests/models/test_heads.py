@@ -11,7 +11,7 @@ from shop_fixtures import tiny_shop
 
 from zsrec.data.splits import SplitSettings, make_split
 from zsrec.encoders import HashingEncoder
-from zsrec.errors import ConfigError, NotFittedError
+from zsrec.errors import ConfigError
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.heads import (
     HeadRecommender,
@@ -59,31 +59,7 @@ def fitted(request, embeddings, split) -> HeadRecommender:
     return _head(request.param, embeddings).fit(split.train)
 
 
-# -- the contract (a copy of tests/models/test_contract.py's checks, over the heads) -----------------------
-@pytest.mark.parametrize("name", list(HEADS))
-def test_refuses_to_score_before_fit(name, embeddings) -> None:
-    with pytest.raises(NotFittedError):
-        _head(name, embeddings).recommend(np.array([0]))
-
-
-def test_score_has_one_row_per_user_and_one_column_per_item(fitted, split) -> None:
-    scores = fitted.score(split.test_users[:3], split.new_items)
-    assert scores.shape == (3, len(split.new_items))
-    assert np.isfinite(scores).all()
-
-
-def test_recommend_returns_sorted_unseen_items(fitted, split) -> None:
-    users = split.test_users[:4]
-    ranking = fitted.recommend(users, k=3)
-    assert ranking.items.shape == (4, 3)
-    assert (np.diff(ranking.scores, axis=1) <= 1e-6).all()
-    for row, u in enumerate(users):
-        assert not set(ranking.items[row]) & set(split.train.histories()[u].tolist())
-
-
-def test_recommend_keeps_to_the_candidates(fitted, split) -> None:
-    ranking = fitted.recommend(split.test_users[:2], k=2, candidates=split.new_items)
-    assert set(ranking.items.ravel()) <= set(split.new_items.tolist())
+# The contract checks run over the heads in tests/models/test_contract.py (every registered model).
 
 
 def test_save_then_load_scores_identically(fitted, split, tmp_path) -> None:

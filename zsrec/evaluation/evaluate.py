@@ -35,6 +35,17 @@ class EvalSettings:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
+class PrecomputedScores:
+    """A score matrix for given users behind the `score` call `target_ranks` makes (used when tuning)."""
+
+    def __init__(self, users: np.ndarray, scores: np.ndarray) -> None:
+        self._row = {int(u): r for r, u in enumerate(users)}
+        self._scores = scores
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._scores[[self._row[int(u)] for u in users]]
+
+
 def target_ranks(
     model: Recommender,
     split: EvalSplit,
@@ -114,13 +125,9 @@ def evaluate_model(
         }
         if settings.n_bootstrap > 0 and len(ranks):
             for k in settings.ks:
-                lo, hi = bootstrap_ci(
-                    per_user[f"ndcg@{k}"], n_resamples=settings.n_bootstrap, seed=settings.seed
-                )
+                lo, hi = bootstrap_ci(per_user[f"ndcg@{k}"], n_resamples=settings.n_bootstrap, seed=settings.seed)
                 result[f"ndcg@{k}_ci"] = [float(lo), float(hi)]
-        result[f"coverage@{min(settings.ks)}"] = (
-            catalog_coverage(top, split.train.n_items) if len(top) else 0.0
-        )
+        result[f"coverage@{min(settings.ks)}"] = catalog_coverage(top, split.train.n_items) if len(top) else 0.0
         result["n_users"] = len(ranks)
         result["n_candidates"] = n_cand
         if settings.per_category and split.heldout_categories:

@@ -20,7 +20,7 @@ import numpy as np
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import target_ranks
+from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
 from zsrec.io import atomic_write_text
 from zsrec.models.base import Recommender
@@ -56,17 +56,6 @@ class TuningSettings:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.n_folds < 1:
             raise ConfigError(f"n_folds must be >= 1, got {self.n_folds}")
-
-
-class _FixedScores:
-    """A precomputed score matrix behind the `score` call that `target_ranks` makes."""
-
-    def __init__(self, users: np.ndarray, scores: np.ndarray) -> None:
-        self._row = {int(u): r for r, u in enumerate(users)}
-        self._scores = scores
-
-    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self._scores[[self._row[int(u)] for u in users]]
 
 
 class TunedZeroShot(Recommender):
@@ -159,7 +148,7 @@ class TunedZeroShot(Recommender):
                     if config.postprocess != post:
                         continue
                     scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
-                    ranks, _ = target_ranks(_FixedScores(users, scores), split, "new", seed=s.seed)  # type: ignore[arg-type]
+                    ranks, _ = target_ranks(PrecomputedScores(users, scores), split, "new", seed=s.seed)  # type: ignore[arg-type]
                     ndcg[f, c] = float(np.mean(user_metrics(ranks, len(items), (10,))["ndcg@10"]))
         mean = ndcg.mean(axis=0)
         table = list(zip(mean.tolist(), configs, strict=True))

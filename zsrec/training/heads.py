@@ -24,7 +24,7 @@ from torch import nn
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import target_ranks
+from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
 
 LOSSES = ("softmax", "bpr")
@@ -255,24 +255,13 @@ def validation_task(
     return ValidationTask(split, users, item_vectors, settings.seed)
 
 
-class _FixedScores:
-    """A score matrix behind the `score` call that `target_ranks` makes."""
-
-    def __init__(self, users: np.ndarray, scores: np.ndarray) -> None:
-        self._row = {int(u): r for r, u in enumerate(users)}
-        self._scores = scores
-
-    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self._scores[[self._row[int(u)] for u in users]]
-
-
 def validation_ndcg(head: ScoringHead, task: ValidationTask) -> float:
     """Mean NDCG@10 of `head` over the validation users, ranking the validation categories' items."""
     split = task.split
     users = torch.from_numpy(task.user_vectors[split.test_users])
     items = torch.from_numpy(task.item_vectors[split.new_items])
     scores = head.scores(users, items).numpy()
-    ranks, _ = target_ranks(_FixedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
+    ranks, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
     return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
 
 
