@@ -21,9 +21,7 @@ class SplitSettings:
     protocol: str = LEAVE_CATEGORY_OUT  # "leave-category-out" or "leave-one-out"
     level: int = 1  # category level whose categories are held out (1 = top level)
     categories: tuple[str, ...] = ()  # named test categories; empty = a seeded random fraction
-    holdout_fraction: float = (
-        0.2  # share of the level's categories held out for testing (when none are named)
-    )
+    holdout_fraction: float = 0.2  # share of the level's categories held out for testing (when none are named)
     validation_fraction: float | None = None  # share held out for validation; None = as many as the test ones
     min_history: int = 3  # a test user needs at least this many interactions outside the held-out categories
     seed: int = 0
@@ -91,9 +89,7 @@ def resolve_categories(data: Dataset, level: int, names: tuple[str, ...]) -> tup
     """Map user-given names to level-`level` category paths: a full path, or a unique last-level name."""
     paths = sorted({c for c in data.category_at(level) if c})
     if not paths:
-        raise ConfigError(
-            f"the catalog has no categories at level {level} (deepest level: {data.category_depth()})"
-        )
+        raise ConfigError(f"the catalog has no categories at level {level} (deepest level: {data.category_depth()})")
     by_path = set(paths)
     by_leaf: dict[str, list[str]] = {}
     for p in paths:
@@ -108,9 +104,7 @@ def resolve_categories(data: Dataset, level: int, names: tuple[str, ...]) -> tup
         if len(hits) == 1:
             out.append(hits[0])
         elif len(hits) > 1:
-            raise ConfigError(
-                f"category {name!r} is ambiguous at level {level}: {hits[:5]}; give the full path"
-            )
+            raise ConfigError(f"category {name!r} is ambiguous at level {level}: {hits[:5]}; give the full path")
         else:
             raise ConfigError(
                 f"category {name!r} not found at level {level}; some that exist: {paths[:8]}"
@@ -129,9 +123,7 @@ def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSpli
     level_cat = data.category_at(settings.level)
     all_cats = sorted({c for c in level_cat if c})
     if len(all_cats) < 2:
-        raise ConfigError(
-            f"level {settings.level} has {len(all_cats)} categories; leave-category-out needs at least 2"
-        )
+        raise ConfigError(f"level {settings.level} has {len(all_cats)} categories; leave-category-out needs at least 2")
     rng = np.random.default_rng(settings.seed)
     if settings.categories:
         test_cats = resolve_categories(data, settings.level, settings.categories)
@@ -146,9 +138,7 @@ def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSpli
     val_cats = tuple(sorted(rng.choice(rest, size=n_val, replace=False).tolist())) if n_val > 0 else ()
 
     test = _category_task(data, level_cat, test_cats, excluded=(), settings=settings)
-    validation = (
-        _category_task(data, level_cat, val_cats, excluded=test_cats, settings=settings) if val_cats else None
-    )
+    validation = _category_task(data, level_cat, val_cats, excluded=test_cats, settings=settings) if val_cats else None
     if validation is not None and len(validation.test_users) == 0:
         validation = None
     return EvalSplit(
@@ -174,9 +164,7 @@ def _category_task(
 ) -> EvalSplit:
     """One leave-category-out task; items of `excluded` categories are removed from training *and* targets."""
     is_new = np.isin(level_cat, np.asarray(heldout, dtype=object))
-    is_excluded = (
-        np.isin(level_cat, np.asarray(excluded, dtype=object)) if excluded else np.zeros_like(is_new)
-    )
+    is_excluded = np.isin(level_cat, np.asarray(excluded, dtype=object)) if excluded else np.zeros_like(is_new)
     inter = data.interactions
     item_of_row = inter["item"].to_numpy()
     row_new = is_new[item_of_row]
@@ -229,3 +217,50 @@ def leave_one_out_split(data: Dataset, *, min_history: int = 3) -> EvalSplit:
     empty = np.empty(0, dtype=np.int64)
     validation = EvalSplit(LEAVE_ONE_OUT, None, val_train, val_users, val_targets, empty)
     return EvalSplit(LEAVE_ONE_OUT, None, train, test_users, targets, empty, validation=validation)
+
+
+def default_validation_level(data: Dataset) -> int:
+    """The top level when it has at least 4 categories, else the second (where there is one)."""
+    if len({c for c in data.category_at(1) if c}) >= 4 or data.category_depth() < 2:
+        return 1
+    return 2
+
+
+def validation_category_splits(
+    data: Dataset,
+    *,
+    level: int | None = None,
+    holdout_fraction: float = 0.2,
+    min_history: int = 3,
+    min_users: int = 20,
+    n_folds: int = 1,
+    seed: int = 0,
+) -> tuple[list[EvalSplit], int]:
+    """Leave-category-out tasks carved from `data` itself, for tuning and early stopping inside `fit`.
+
+    Fold f holds out a draw (seed + f) of `holdout_fraction` of the level's categories that have interactions
+    in `data`; in an evaluation the test categories have none, so they are never drawn. Folds with fewer than
+    `min_users` test users, and repeated draws, are left out.
+
+    Returns:
+        the folds (possibly none) and the category level used.
+    """
+    level = default_validation_level(data) if level is None else level
+    counts = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items)
+    cats = data.category_at(level)
+    active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
+    if len(active) < 3:
+        return [], level
+    n = min(max(2, round(holdout_fraction * len(active))), len(active) - 1)
+    splits, seen = [], set()
+    for fold in range(n_folds):
+        chosen = tuple(sorted(np.random.default_rng(seed + fold).choice(active, size=n, replace=False).tolist()))
+        if chosen in seen:
+            continue
+        seen.add(chosen)
+        split = leave_category_out_split(
+            data, SplitSettings(level=level, categories=chosen, min_history=min_history, validation_fraction=0.0)
+        )
+        if len(split.test_users) >= max(1, min_users):
+            splits.append(split)
+    return splits, level

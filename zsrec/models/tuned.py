@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
+from zsrec.data.splits import validation_category_splits
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
@@ -96,35 +96,17 @@ class TunedZeroShot(Recommender):
         return self.model_.user_vectors(users)
 
     # -- tuning ------------------------------------------------------------------------------------------
-    def _validation_splits(self, data: Dataset) -> tuple[list[EvalSplit], int]:
-        """Up to `n_folds` leave-category-out tasks on `data`, each on its own seeded draw of categories."""
-        s = self.settings
-        level = s.level
-        if level is None:
-            level = 1 if len({c for c in data.category_at(1) if c}) >= 4 else 2
-        counts = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items)
-        cats = data.category_at(level)
-        active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
-        if len(active) < 3:
-            return [], level
-        n = min(max(2, round(s.holdout_fraction * len(active))), len(active) - 1)
-        splits, seen = [], set()
-        for fold in range(s.n_folds):
-            chosen = tuple(sorted(np.random.default_rng(s.seed + fold).choice(active, size=n, replace=False).tolist()))
-            if chosen in seen:
-                continue
-            seen.add(chosen)
-            split = leave_category_out_split(
-                data,
-                SplitSettings(level=level, categories=chosen, min_history=s.min_history, validation_fraction=0.0),
-            )
-            if len(split.test_users) >= s.min_validation_users:
-                splits.append(split)
-        return splits, level
-
     def _tune(self, data: Dataset) -> dict[str, Any]:
         s = self.settings
-        splits, level = self._validation_splits(data)
+        splits, level = validation_category_splits(
+            data,
+            level=s.level,
+            holdout_fraction=s.holdout_fraction,
+            min_history=s.min_history,
+            min_users=s.min_validation_users,
+            n_folds=s.n_folds,
+            seed=s.seed,
+        )
         if not splits:
             return {
                 "best": s.base.to_dict(),

@@ -22,7 +22,7 @@ from scipy import sparse
 from torch import nn
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, SplitSettings, leave_category_out_split
+from zsrec.data.splits import EvalSplit, default_validation_level, validation_category_splits
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
@@ -107,15 +107,6 @@ class ScoringHead(nn.Module):
         return torch.cat(out) if out else torch.empty((0, len(items)))
 
 
-def resolve_level(data: Dataset, level: int | None) -> int:
-    """`level`, or the top level when it has at least 4 categories (else the second, where there is one)."""
-    if level is not None:
-        return level
-    if len({c for c in data.category_at(1) if c}) >= 4 or data.category_depth() < 2:
-        return 1
-    return 2
-
-
 def history_vectors(
     histories: list[np.ndarray],
     item_vectors: np.ndarray,
@@ -177,7 +168,9 @@ def build_training_pairs(
     ones = np.ones(len(items), dtype=np.float32)
     user_sums = sparse.csr_matrix((ones, (users, items)), shape=(data.n_users, data.n_items)) @ item_vectors
     user_counts = np.bincount(users, minlength=data.n_users)
-    _, category = np.unique(data.category_at(resolve_level(data, settings.level)).astype(str), return_inverse=True)
+    _, category = np.unique(
+        data.category_at(settings.level or default_validation_level(data)).astype(str), return_inverse=True
+    )
     if settings.pair_history == "leave-one-out":
         removed, removed_sums, removed_counts = items, item_vectors, np.ones(data.n_items, dtype=np.int64)
     else:  # remove all of the user's items in the target's category
@@ -238,19 +231,17 @@ def validation_task(
 ) -> ValidationTask | None:
     """A seeded leave-category-out task on `data` (as `zero-shot` draws its first fold), or None when it would
     have fewer than `min_validation_users` users."""
-    level = resolve_level(data, settings.level)
-    counts = np.bincount(data.interactions["item"].to_numpy(), minlength=data.n_items)
-    cats = data.category_at(level)
-    active = sorted({c for c, n in zip(cats, counts, strict=True) if c and n > 0})
-    if len(active) < 3:
-        return None
-    n = min(max(2, round(settings.validation_fraction * len(active))), len(active) - 1)
-    chosen = tuple(sorted(np.random.default_rng(settings.seed).choice(active, size=n, replace=False).tolist()))
-    split = leave_category_out_split(
-        data, SplitSettings(level=level, categories=chosen, min_history=settings.min_history, validation_fraction=0.0)
+    splits, _ = validation_category_splits(
+        data,
+        level=settings.level,
+        holdout_fraction=settings.validation_fraction,
+        min_history=settings.min_history,
+        min_users=settings.min_validation_users,
+        seed=settings.seed,
     )
-    if len(split.test_users) < max(1, settings.min_validation_users):
+    if not splits:
         return None
+    split = splits[0]
     users = history_vectors(split.train.histories(), item_vectors, profile_vectors, profile_weight)
     return ValidationTask(split, users, item_vectors, settings.seed)
 
