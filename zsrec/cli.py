@@ -25,6 +25,7 @@ from rich.progress import (
 from zsrec.errors import ConfigError, ZsrecError
 
 if TYPE_CHECKING:
+    from zsrec.data.splits import SplitSettings
     from zsrec.models.embedding_source import EmbeddingSource
 
 # Model hubs are out of reach where zsrec runs; offline, transformers fails fast instead of waiting.
@@ -58,6 +59,39 @@ EncoderOpt = Annotated[
         "(fake, for tests), or a local model folder."
     ),
 ]
+
+
+# The split options, shared by every command that holds out categories (evaluate, train, robustness, ...).
+ProtocolOpt = Annotated[str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")]
+LevelOpt = Annotated[int, typer.Option(help="Category level whose categories are held out (1 = top).")]
+CategoriesOpt = Annotated[
+    str,
+    typer.Option(
+        help='Categories to hold out, separated by ";": full paths ("A > B") or unique names at --level. '
+        "Default: a seeded --holdout-fraction of the level's categories."
+    ),
+]
+HoldoutFractionOpt = Annotated[
+    float, typer.Option(help="Share of the level's categories held out when --categories is not given.")
+]
+MinHistoryOpt = Annotated[int, typer.Option(help="Interactions a test user needs outside the held-out part.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the category choice, tie-breaking and bootstrap.")]
+
+
+def split_settings_from_options(
+    protocol: str, level: int, categories: str, holdout_fraction: float, min_history: int, seed: int
+) -> SplitSettings:
+    """SplitSettings from the shared split options (raises ConfigError on a bad value)."""
+    from zsrec.data.splits import SplitSettings
+
+    return SplitSettings(
+        protocol=protocol,
+        level=level,
+        categories=tuple(c.strip() for c in categories.split(";") if c.strip()),
+        holdout_fraction=holdout_fraction,
+        min_history=min_history,
+        seed=seed,
+    )
 
 
 # -- output plumbing --------------------------------------------------------------------------------------
@@ -155,22 +189,12 @@ def validate(
 @app.command()
 def evaluate(
     dataset: DatasetArg,
-    protocol: Annotated[
-        str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")
-    ] = "leave-category-out",
-    level: Annotated[int, typer.Option(help="Category level whose categories are held out (1 = top).")] = 1,
-    categories: Annotated[
-        str,
-        typer.Option(
-            help='Categories to hold out, separated by ";": full paths ("A > B") or unique names at --level. '
-            "Default: a seeded --holdout-fraction of the level's categories."
-        ),
-    ] = "",
-    holdout_fraction: Annotated[
-        float, typer.Option(help="Share of the level's categories held out when --categories is not given.")
-    ] = 0.2,
-    min_history: Annotated[int, typer.Option(help="Interactions a test user needs outside the held-out part.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the category choice, tie-breaking and bootstrap.")] = 0,
+    protocol: ProtocolOpt = "leave-category-out",
+    level: LevelOpt = 1,
+    categories: CategoriesOpt = "",
+    holdout_fraction: HoldoutFractionOpt = 0.2,
+    min_history: MinHistoryOpt = 3,
+    seed: SeedOpt = 0,
     models: Annotated[
         str, typer.Option(help="Comma-separated model names (see `zsrec models`).")
     ] = "random,popularity,tfidf,zero-shot",
@@ -193,7 +217,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
-    from zsrec.data.splits import SplitSettings
     from zsrec.evaluation.evaluate import EvalSettings
     from zsrec.evaluation.report import metrics_table, per_category_table, result_pools
     from zsrec.evaluation.run import check_request, parse_ks, resolve_pools, run_evaluation
@@ -201,14 +224,7 @@ def evaluate(
     err = _stderr()
     reporter = ConsoleReporter(err)
     with _user_errors():
-        split_settings = SplitSettings(
-            protocol=protocol,
-            level=level,
-            categories=tuple(c.strip() for c in categories.split(";") if c.strip()),
-            holdout_fraction=holdout_fraction,
-            min_history=min_history,
-            seed=seed,
-        )
+        split_settings = split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
         eval_settings = EvalSettings(
             ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
         )
@@ -361,6 +377,18 @@ def list_models() -> None:
     for name in model_names():
         kind = "text" if name in TEXT_MODELS else "interactions only"
         typer.echo(f"{display_name(name):28s} {kind}")
+
+
+# -- training commands (issue 4: train) ----------------------------------------------------------------
+
+
+# -- robustness commands (issue 5: robustness) ---------------------------------------------------------
+
+
+# -- service commands (issue 6: serve) -----------------------------------------------------------------
+
+
+# -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
 
 
 def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter) -> None:

@@ -1,9 +1,15 @@
-"""The names users type (`--models tfidf,zero-shot`) and the recommenders they build: an explicit table."""
+"""The names users type (`--models tfidf,zero-shot`) and the recommenders they build: an explicit table.
+
+Also the reverse: `load_model(folder)` reads the model name in a saved folder's config.json and hands the
+folder to the class that wrote it (`SAVED_MODEL_CLASSES`).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -92,3 +98,33 @@ def build_model(name: str, ctx: ModelContext | None = None) -> Recommender:
     if name not in BUILDERS:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(BUILDERS)}")
     return BUILDERS[name](ctx or ModelContext())
+
+
+#: every class whose saved folder `load_model` can read (each says which config.json names it loads)
+SAVED_MODEL_CLASSES: list[type[Recommender]] = [
+    RandomRecommender,
+    PopularityRecommender,
+    TfidfRecommender,
+    AlsRecommender,
+    TunedZeroShot,
+    ZeroShotRecommender,
+    SeedLinearRecommender,
+    TwoTowerRecommender,
+    MlpHeadRecommender,
+]
+
+
+def load_model(directory: str | Path) -> Recommender:
+    """Load a fitted model from a folder written by its `save` (dispatch on `model` in its config.json)."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"{directory} is not a saved model folder (no config.json)")
+    try:
+        name = json.loads(config_path.read_text()).get("model")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ConfigError(f"{config_path} is not a model config: {err}") from err
+    for cls in SAVED_MODEL_CLASSES:
+        if name in cls.loadable_names():
+            return cls.load(directory)
+    raise ConfigError(f"{directory} holds a {name!r} model, which this zsrec version cannot load")
