@@ -1,0 +1,190 @@
+"""Adversarial training on the word-embedding layer (FGM, PGD) and the one option object that turns it on.
+
+Why the word-embedding *output* and not the embedding matrix: with LoRA the matrix is frozen (no gradient
+reaches it), and perturbing the whole matrix moves every occurrence of a token by the same vector. A forward
+hook on the word-embedding module adds a per-example perturbation r to its output (B, T, d) instead, so the
+same code serves full fine-tuning, LoRA and any trainer whose model has a word-embedding module (the two-tower
+and the cross-encoder trainers both take `AdversarialSettings`).
+
+- FGM (Miyato et al., 2017): r = epsilon · g / ||g||, g the gradient of the clean loss w.r.t. the embedding
+  output, normalised per example over (tokens, dims). One extra forward/backward.
+- PGD (Madry et al., 2018): `steps` ascent steps of size `alpha` (each r += alpha · g / ||g||, then projected
+  back onto the ball ||r|| <= epsilon); only the last adversarial loss trains the parameters. steps + 1
+  forward passes per batch.
+
+The parameters' gradient is clean + `weight` · adversarial. A trainer calls `backward_with_attack` where it
+would call `loss.backward()`; its `loss_fn` must run the same forward passes in the same order each time
+(the hook matches perturbations to embedding calls by position).
+
+Text-level augmentation (`augment`) names perturbations from `zsrec.robustness.perturb` applied to training
+item texts; the trainers apply it, since only they know which texts are training texts (never test items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from zsrec.errors import ConfigError
+
+METHODS = ("none", "fgm", "pgd")
+#: text perturbations a trainer may apply to training texts (names of `zsrec.robustness.perturb` kinds)
+AUGMENTATIONS = ("typos", "casing", "punctuation", "stuffing", "brand")
+
+
+@dataclass(frozen=True)
+class AdversarialSettings:
+    """Adversarial training of a text encoder: embedding-space attacks and text augmentation (both optional)."""
+
+    method: str = "none"  # "none", "fgm" (one gradient step) or "pgd" (projected gradient ascent)
+    epsilon: float = 1.0  # L2 radius of the per-example perturbation of the word-embedding output (B, T, d)
+    steps: int = 3  # pgd: ascent steps (forward passes beyond the clean one); fgm uses 1
+    alpha: float = 0.4  # pgd: L2 size of each ascent step
+    weight: float = 1.0  # the adversarial loss's weight next to the clean loss
+    # Text perturbations of training texts, e.g. ("typos", "stuffing"); empty = none. "stuffing" adds hard
+    # negatives: other training items stuffed with the user's own keywords.
+    augment: tuple[str, ...] = ()
+    augment_prob: float = 0.3  # chance that a training text gets one of the `augment` perturbations
+    seed: int = 0  # seed of the augmentation draws
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.epsilon <= 0:
+            raise ConfigError(f"epsilon must be > 0, got {self.epsilon}")
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.alpha <= 0:
+            raise ConfigError(f"alpha must be > 0, got {self.alpha}")
+        if self.weight < 0:
+            raise ConfigError(f"weight must be >= 0, got {self.weight}")
+        if isinstance(self.augment, str):  # a bare string would be read letter by letter
+            raise ConfigError(f"augment must be a tuple of names, got the string {self.augment!r}")
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise ConfigError(f"augment must name perturbations among {AUGMENTATIONS}, got {unknown[0]!r}")
+        if not 0.0 <= self.augment_prob <= 1.0:
+            raise ConfigError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
+
+    @property
+    def active(self) -> bool:
+        """Whether embedding-space attacks are on."""
+        return self.method != "none" and self.weight > 0
+
+
+def word_embeddings(model: nn.Module) -> nn.Embedding:
+    """The word (token) embedding module of a transformers model, also inside peft or sentence-transformers
+    wrappers: the input embeddings of the first submodule that has them."""
+    for module in model.modules():
+        get = getattr(module, "get_input_embeddings", None)
+        if callable(get):
+            try:
+                found = get()
+            except (NotImplementedError, AttributeError):
+                continue
+            if isinstance(found, nn.Embedding):
+                return found
+    raise ConfigError(f"{type(model).__name__} has no word-embedding layer to attack (no get_input_embeddings)")
+
+
+class _EmbeddingHook:
+    """Adds perturbations to the word-embedding output, or records zero-valued leaves to read its gradient."""
+
+    def __init__(self) -> None:
+        self.mode = "off"  # "record": add a zero leaf per call; "perturb": add `perturbations[i]` to call i
+        self.leaves: list[torch.Tensor] = []
+        self.perturbations: list[torch.Tensor] = []
+        self.calls = 0
+
+    def __call__(self, module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+        if self.mode == "off":
+            return None
+        i = self.calls
+        self.calls += 1
+        if self.mode == "record":
+            leaf = torch.zeros_like(output, requires_grad=True)
+            self.leaves.append(leaf)
+            return output + leaf  # same values; leaf.grad = d loss / d embedding output
+        if i >= len(self.perturbations) or self.perturbations[i].shape != output.shape:
+            raise RuntimeError(
+                "the adversarial pass did not repeat the clean pass's forward calls (call "
+                f"{i}, shape {tuple(output.shape)}); loss_fn must run the same forwards each time"
+            )
+        return output + self.perturbations[i]
+
+    def start(self, mode: str) -> None:
+        self.mode, self.calls = mode, 0
+        if mode == "record":
+            self.leaves = []
+
+
+@contextmanager
+def _hooked(embedding: nn.Module) -> Iterator[_EmbeddingHook]:
+    hook = _EmbeddingHook()
+    handle = embedding.register_forward_hook(hook)
+    try:
+        yield hook
+    finally:
+        handle.remove()  # the model is left exactly as it was
+
+
+def _unit(g: torch.Tensor) -> torch.Tensor:
+    """g / ||g|| per example (norm over every axis but the first); zero where g is zero."""
+    norms = g.flatten(1).norm(dim=1).clamp(min=1e-12)
+    return g / norms.view(-1, *([1] * (g.dim() - 1)))
+
+
+def _project(r: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """r scaled back onto the ball ||r|| <= epsilon, per example."""
+    norms = r.flatten(1).norm(dim=1).clamp(min=1e-12)
+    scale = torch.clamp(epsilon / norms, max=1.0)
+    return r * scale.view(-1, *([1] * (r.dim() - 1)))
+
+
+def backward_with_attack(
+    model: nn.Module, loss_fn: Callable[[], torch.Tensor], settings: AdversarialSettings
+) -> dict[str, float]:
+    """Backpropagate the clean loss and, if `settings.method` is fgm or pgd, the adversarial loss too.
+
+    Args:
+        model: the module holding the word embeddings (a transformers, peft or sentence-transformers model).
+        loss_fn: runs the forward passes and returns the scalar training loss.
+
+    Returns {"loss": clean loss, "adversarial_loss": loss under the final perturbation (absent for "none")};
+    the parameters' `.grad` hold clean + weight · adversarial gradients, ready for `optimizer.step()`.
+    """
+    if not settings.active:
+        loss = loss_fn()
+        loss.backward()
+        return {"loss": float(loss.detach())}
+    with _hooked(word_embeddings(model)) as hook:
+        hook.start("record")
+        loss = loss_fn()
+        loss.backward()
+        grads = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in hook.leaves]
+        if settings.method == "fgm":
+            perturbations = [settings.epsilon * _unit(g) for g in grads]
+        else:  # pgd: steps - 1 ascent steps that touch only the perturbations, then the training step
+            perturbations = [_project(settings.alpha * _unit(g), settings.epsilon) for g in grads]
+            for _ in range(settings.steps - 1):
+                leaves = [r.detach().requires_grad_(True) for r in perturbations]
+                hook.perturbations = leaves
+                hook.start("perturb")
+                grads = list(torch.autograd.grad(loss_fn(), leaves, allow_unused=True))
+                perturbations = [
+                    _project(
+                        r.detach() + settings.alpha * _unit(g if g is not None else torch.zeros_like(r)),
+                        settings.epsilon,
+                    )
+                    for r, g in zip(leaves, grads, strict=True)
+                ]
+        hook.perturbations = [r.detach() for r in perturbations]
+        hook.start("perturb")
+        adversarial = loss_fn()
+        (settings.weight * adversarial).backward()
+        hook.start("off")
+    return {"loss": float(loss.detach()), "adversarial_loss": float(adversarial.detach())}
