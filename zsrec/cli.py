@@ -380,6 +380,86 @@ def list_models() -> None:
 
 
 # -- training commands (issue 4: train) ----------------------------------------------------------------
+@app.command()
+def train(
+    dataset: DatasetArg,
+    model: Annotated[str, typer.Option(help="Model to train (see `zsrec models`).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="Folder to write the model into (created; all or nothing).")],
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="none: train on every interaction (for serving); leave-category-out or leave-one-out: hold "
+            "out exactly what `zsrec evaluate` with the same split options tests, so the folder can be evaluated."
+        ),
+    ] = "none",
+    level: LevelOpt = 1,
+    categories: CategoriesOpt = "",
+    holdout_fraction: HoldoutFractionOpt = 0.2,
+    min_history: MinHistoryOpt = 3,
+    seed: SeedOpt = 0,
+    members: Annotated[
+        str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
+    ] = "",
+    encoder: EncoderOpt = "minilm",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+) -> None:
+    """Train a model on a dataset's warm categories and save it as a folder that `evaluate` and `serve` read."""
+    from zsrec.data import load_dataset
+    from zsrec.data.splits import make_split
+    from zsrec.evaluation.run import describe_split
+    from zsrec.models.registry import ModelContext, build_model, parse_model_names
+    from zsrec.training.artifacts import ALL_DATA, fit_and_record, save_model_folder
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        names = parse_model_names(model)
+        if len(names) != 1:
+            raise ConfigError(f"--model takes one model name, got {model!r}")
+        name = names[0]
+        if name == "popularity-oracle":
+            raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
+        member_names = tuple(parse_model_names(members)) if members.strip() else ()
+        if member_names and name != "ensemble":
+            raise ConfigError(f"--members only applies to --model ensemble, not {name!r}")
+        split_settings = (
+            None
+            if protocol == ALL_DATA
+            else split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
+        )
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file; give a folder for the model")
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise ConfigError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
+        embeddings = _embeddings_for([name, *member_names], encoder, reporter)
+        with reporter.progress(f"loading {dataset}", None):
+            data = load_dataset(dataset)
+        for line in data.warnings:
+            reporter.warning(line)
+        split = None
+        if split_settings is not None:
+            split = make_split(data, split_settings)
+            reporter.message(describe_split(split))
+        context = {"embeddings": embeddings, "encoder": encoder}
+        if member_names:
+            context["members"] = member_names
+        recommender = build_model(name, ModelContext(**context))
+        recommender.reporter = reporter
+        reporter.message(f"training {name}")
+        with reporter.progress(f"training {name}", None):
+            record = fit_and_record(
+                recommender,
+                data,
+                split,
+                split_settings,
+                encoder=encoder,
+                members=member_names,
+                command=("zsrec", *sys.argv[1:]),
+            )
+        save_model_folder(recommender, record, out, overwrite=overwrite)
+    params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
+    held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
+    typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
+    typer.echo(f"wrote {out}")
 
 
 # -- robustness commands (issue 5: robustness) ---------------------------------------------------------
@@ -403,16 +483,17 @@ def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter)
 
 
 def _embeddings_for(names: list[str], encoder: str, reporter: ConsoleReporter) -> EmbeddingSource | None:
-    """The EmbeddingSource text models share, its encoder loaded now so that a bad --encoder fails before
-    the dataset is read; None when no text model is asked for."""
-    from zsrec.encoders import load_encoder
+    """The EmbeddingSource text models share, its encoder checked now so that a bad --encoder fails before
+    the dataset is read (a packaged one loads later, and only if a text is not cached); None when no text
+    model is asked for."""
+    from zsrec.encoders import load_encoder_lazily
     from zsrec.models.embedding_source import EmbeddingSource
     from zsrec.models.registry import TEXT_MODELS
 
     if not any(n in TEXT_MODELS for n in names):
         return None
     with reporter.progress(f"loading encoder {encoder}", None):
-        return EmbeddingSource(load_encoder(encoder), show_progress=reporter.progress_bars)
+        return EmbeddingSource(load_encoder_lazily(encoder), show_progress=reporter.progress_bars)
 
 
 def main(argv: list[str] | None = None) -> None:

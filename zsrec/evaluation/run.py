@@ -102,8 +102,16 @@ def parse_ks(text: str) -> tuple[int, ...]:
 def check_request(models: Sequence[str], split_settings: SplitSettings, eval_settings: EvalSettings) -> list[str]:
     """Check what settings cannot check alone, before any work; returns the model names de-duplicated."""
     from zsrec.models.registry import parse_model_names
+    from zsrec.training.artifacts import is_model_folder
 
-    names = parse_model_names(",".join(models))
+    entries = [m.strip() for m in models if m.strip()]
+    folders = [m for m in entries if is_model_folder(m)]
+    registered = [m for m in entries if m not in folders]
+    for entry in registered:
+        if "/" in entry or entry.startswith("."):
+            raise ConfigError(f"{entry!r} is neither a known model name nor a model folder (no config.json)")
+    names = parse_model_names(",".join(registered)) if registered else []
+    names = [m for m in dict.fromkeys(entries) if m in folders or m in names]
     if eval_settings.n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be >= 0, got {eval_settings.n_bootstrap}")
     if split_settings.protocol != LEAVE_CATEGORY_OUT and "new" in eval_settings.pools:
@@ -152,14 +160,18 @@ def evaluate_models(
     encoder: str = "minilm",
     embeddings: EmbeddingSource | None = None,
     reporter: Reporter | None = None,
+    min_history: int = 3,
 ) -> list[ModelRun]:
     """Fit each named model on `split.train` and evaluate it; text models share one `EmbeddingSource`.
 
     Args:
+        names: registered model names (fitted here on `split.train`) or folders written by `zsrec train`
+            (loaded, and refused where they learned from this split's test interactions).
         encoder: the encoder spec text models record in their config (and load, without `embeddings`).
         embeddings: the source text models share; default one for `encoder`, made when first needed.
     """
     from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
+    from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
 
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
@@ -167,12 +179,23 @@ def evaluate_models(
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder)
     runs = []
+    saved = {}  # model folders: loaded and checked before any model is fitted
     for name in names:
-        model = build_model(name, ctx)
-        reporter.message(f"fitting {name}")
-        start = time.perf_counter()
-        model.fit(split.train)
-        fit_seconds = time.perf_counter() - start
+        if is_model_folder(name):
+            model, record = load_model_folder(name)
+            check_evaluable(record, split.train, split, name, min_history=min_history)
+            saved[name] = model
+    for name in names:
+        if name in saved:
+            model = saved[name]
+            reporter.message(f"loaded {name} ({model.name})")
+            fit_seconds = 0.0
+        else:
+            model = build_model(name, ctx)
+            reporter.message(f"fitting {name}")
+            start = time.perf_counter()
+            model.fit(split.train)
+            fit_seconds = time.perf_counter() - start
         total = len(split.test_users) * len(settings.pools)
         with reporter.progress(f"scoring {name}", total) as advance:
             start = time.perf_counter()
@@ -251,7 +274,15 @@ def run_evaluation(
     eval_settings = eval_settings or EvalSettings()
     names = check_request(models, split_settings, eval_settings)
     data, split = prepare_split(dataset, split_settings, reporter)
-    runs = evaluate_models(split, names, eval_settings, encoder=encoder, embeddings=embeddings, reporter=reporter)
+    runs = evaluate_models(
+        split,
+        names,
+        eval_settings,
+        encoder=encoder,
+        embeddings=embeddings,
+        reporter=reporter,
+        min_history=split_settings.min_history,
+    )
     return result_document(data, split, split_settings, runs, encoder=encoder, command=command)
 
 

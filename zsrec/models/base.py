@@ -35,6 +35,9 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str]
+    #: where a long `fit` reports progress (the Reporter protocol of zsrec.evaluation.run), set by callers such
+    #: as `zsrec train`; None = silent
+    reporter: Any = None
     #: names of learned attributes (numpy arrays) that save/load persist
     _state: ClassVar[tuple[str, ...]] = ()
 
