@@ -1,0 +1,86 @@
+"""`run_robustness`: dataset spec and model names in, one JSON-ready document out (what `zsrec robustness` writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from zsrec import __version__
+from zsrec.data.dataset import Dataset
+from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
+from zsrec.errors import ConfigError
+from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, prepare_split
+from zsrec.models.base import Recommender
+from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.robustness.attacks import choose_stuffed_items
+from zsrec.robustness.evaluate import RobustnessSettings, attack_examples, robustness_of, settings_dict
+
+
+def run_robustness(
+    dataset: str | Dataset,
+    models: Sequence[str],
+    split_settings: SplitSettings | None = None,
+    settings: RobustnessSettings | None = None,
+    *,
+    encoder: str = "minilm",
+    embeddings: EmbeddingSource | None = None,
+    reporter: Reporter | None = None,
+    command: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Split `dataset`, then for each registered model measure clean and attacked NDCG and stuffing success.
+
+    Returns:
+        `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
+        "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
+    """
+    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, parse_model_names
+
+    split_settings = split_settings or SplitSettings()
+    settings = settings or RobustnessSettings()
+    reporter = reporter or SilentReporter()
+    if split_settings.protocol != LEAVE_CATEGORY_OUT:
+        raise ConfigError(f"robustness needs --protocol {LEAVE_CATEGORY_OUT} (it perturbs the new items' text)")
+    names = parse_model_names(",".join(models))
+    if "popularity-oracle" in names:
+        raise ConfigError("popularity-oracle reads the test targets, not text; leave it out of a robustness run")
+    data, split = prepare_split(dataset, split_settings, reporter)
+    if embeddings is None and any(n in TEXT_MODELS for n in names):
+        embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
+    ctx = ModelContext(embeddings=embeddings, encoder=encoder)
+    results, timings = {}, {}
+    for name in names:
+
+        def fit(train: Dataset, name: str = name) -> Recommender:
+            return build_model(name, ctx).fit(train)
+
+        reporter.message(f"robustness of {name}")
+        start = time.perf_counter()
+        results[name] = robustness_of(
+            fit, split, settings, progress=lambda text, n=name: reporter.message(f"{n}: {text}")
+        )
+        timings[name] = {"seconds": time.perf_counter() - start}
+    stuffed = choose_stuffed_items(split.new_items, settings.attack)
+    doc = {
+        "dataset": data.name,
+        "protocol": {
+            "name": split.protocol,
+            "level": split.level,
+            "heldout_categories": list(split.heldout_categories),
+            "n_test_users": len(split.test_users),
+            "n_new_items": len(split.new_items),
+            "min_history": split_settings.min_history,
+            "seed": split_settings.seed,
+        },
+        "settings": settings_dict(settings),
+        "stuffed_items": split.train.items["item_id"].iloc[stuffed].tolist(),
+        "examples": attack_examples(split, settings.attack, settings.attacks),
+        "results": results,
+        "models": timings,
+        "encoder": encoder,
+        "zsrec_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": list(command),
+    }
+    return json_ready(doc)
