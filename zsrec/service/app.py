@@ -1,0 +1,222 @@
+"""The HTTP API: `create_app(model_dir)` builds a FastAPI app that loads the service folder in its lifespan.
+
+Endpoints are sync `def`s on purpose: numpy and faiss work would block the event loop in an `async def`, while
+Starlette runs sync endpoints in its thread pool, where numpy and faiss release the GIL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from zsrec.errors import ConfigError, ZsrecError
+from zsrec.service import schemas as s
+from zsrec.service.engine import Engine, NotFoundError
+from zsrec.service.index import IndexSettings
+from zsrec.service.store import ItemRecord
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Run-time settings, from the environment (ZSREC_MAX_BODY_BYTES, ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL)."""
+
+    max_body_bytes: int = 1_048_576  # larger request bodies get 413 before they are parsed
+    index: IndexSettings = IndexSettings()
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+
+    @classmethod
+    def from_env(cls, env: MutableMapping[str, str] | None = None) -> ServiceConfig:
+        env = os.environ if env is None else env
+        try:
+            index = IndexSettings(
+                ann_threshold=int(env.get("ZSREC_ANN_THRESHOLD", IndexSettings.ann_threshold)),
+                target_recall=float(env.get("ZSREC_TARGET_RECALL", IndexSettings.target_recall)),
+            )
+            return cls(max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)), index=index)
+        except ValueError as error:
+            raise ConfigError(f"bad service setting in the environment: {error}") from error
+
+
+def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> FastAPI:
+    """The service for the folder `model_dir` (written by `zsrec train` / `write_service_folder`)."""
+    folder = Path(model_dir)
+    config = config or ServiceConfig.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from threadpoolctl import threadpool_limits
+
+        from zsrec.encoders import load_encoder
+        from zsrec.service.bundle import Manifest
+
+        # One BLAS/OpenMP thread per request: requests already run in parallel, and nested threads on a
+        # small machine made exact search 12x slower (3.9 vs 47 req/s measured, /work/shared/INFRA.md).
+        limits = threadpool_limits(limits=1)
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        manifest = Manifest.read(folder)
+        engine = Engine.open(folder, load_encoder(manifest.encoder), config.index)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.close()
+            limits.restore_original_limits()
+
+    app = FastAPI(
+        title="zsrec",
+        summary="Zero-shot recommendations for new items and categories, updated live.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(ZsrecError)
+    async def unusable(request: Request, exc: ZsrecError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    def engine(request: Request) -> Engine:
+        return request.app.state.engine
+
+    @app.get("/health", response_model=s.Health)
+    def health(request: Request) -> s.Health:
+        e = engine(request)
+        described = e.index.describe()
+        return s.Health(
+            status="ok",
+            model_id=_model_id(folder),
+            encoder=e.manifest.encoder_model_id,
+            items=e.n_items,
+            users=len(e._user_row),
+            index=str(described["kind"]),
+            index_recall_at_10=float(described["recall_at_10"]),
+            store_version=e.store.version,
+        )
+
+    @app.post("/recommend", response_model=s.RecommendResponse)
+    def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
+        e = engine(request)
+        hits = e.recommend(
+            user_id=body.user_id,
+            history=body.history,
+            profile=body.profile,
+            k=body.k,
+            categories=body.categories,
+            exclude_seen=body.exclude_seen,
+        )
+        return s.RecommendResponse(
+            items=[
+                s.ScoredItem(
+                    item_id=e.item_id(h.row),
+                    title=e.title(h.row),
+                    category=e.category(h.row),
+                    score=h.score,
+                    because=[s.Because(item_id=e.item_id(r), title=e.title(r), contribution=c) for r, c in h.because],
+                )
+                for h in hits
+            ]
+        )
+
+    @app.post("/items", response_model=s.ItemsResponse)
+    def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
+        e = engine(request)
+        records = [
+            ItemRecord(i.item_id, i.title, i.category, i.description, i.brand, i.extra_text()) for i in body.items
+        ]
+        e.upsert_items(records)
+        ids = list(dict.fromkeys(r.item_id for r in records))
+        return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
+
+    @app.delete("/items/{item_id}", response_model=s.DeleteResponse)
+    def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
+        e = engine(request)
+        e.delete_item(item_id)
+        return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
+
+    @app.post("/similar", response_model=s.SimilarResponse)
+    def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
+        e = engine(request)
+        hits = e.similar(
+            item_id=body.item_id, text=body.text, k=body.k, other_categories_only=body.other_categories_only
+        )
+        return s.SimilarResponse(
+            items=[
+                s.SimilarItem(item_id=e.item_id(h.row), title=e.title(h.row), category=e.category(h.row), score=h.score)
+                for h in hits
+            ]
+        )
+
+    @app.post("/audience", response_model=s.AudienceResponse)
+    def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
+        found = engine(request).audience(text=body.text, item_id=body.item_id, category=body.category, k=body.k)
+        return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
+
+    @app.post("/events", response_model=s.EventsResponse)
+    def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
+        created = engine(request).add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
+        return s.EventsResponse(recorded=len(body.events), users_created=created)
+
+    return app
+
+
+def _model_id(folder: Path) -> str:
+    """The model the folder was trained as (its config.json), or "zero-shot" for a bare service folder."""
+    try:
+        return str(json.loads((folder / "config.json").read_text()).get("model", "zero-shot"))
+    except (OSError, ValueError, AttributeError):
+        return "zero-shot"
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over `max_bytes`, by Content-Length or while a chunked body streams in."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited_receive() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:  # a chunked body: FastAPI turns this into the 413 response
+                    raise HTTPException(status_code=413, detail=f"request body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})

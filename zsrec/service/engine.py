@@ -1,0 +1,446 @@
+"""The live recommender behind the HTTP API: catalog vectors and histories in memory, every write committed to
+the store first, then applied to memory and the vector index.
+
+Scoring matches the zero-shot models (zsrec.models.zero_shot): a user vector is the (recency-weighted) mean of
+the unit-length vectors of the user's history items, normalised, and items are ranked by cosine to it. Only the
+semantic part is served (no TF-IDF fusion): it is the part that can be updated item by item.
+
+Concurrency: searches hold a shared lock, in-memory updates an exclusive one (faiss forbids a search during an
+add); writers are serialised by the store, and the SQLite commit happens before the exclusive lock is taken,
+so readers are only paused for the in-memory update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zsrec.encoders.base import TextEncoder
+from zsrec.errors import ZsrecError
+from zsrec.service.bundle import DATABASE, INDEX_DIR, Manifest
+from zsrec.service.index import ExactIndex, IndexSettings, IVFIndex, VectorIndex, load_snapshot, save_snapshot
+from zsrec.service.store import CatalogStore, ItemRecord
+
+CATEGORY_SEP = " > "
+EXPLAIN_TOP = 3  # history items named in each recommendation's explanation
+
+
+class NotFoundError(ZsrecError):
+    """A request names a user, item or category the service does not have (HTTP 404)."""
+
+
+class UnusableRequestError(ZsrecError):
+    """A well-formed request that cannot be answered as asked (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: int
+    score: float
+    because: list[tuple[int, float]]  # (history item row, contribution), largest first
+
+
+class RWLock:
+    """Many readers or one writer; a waiting writer blocks new readers so writes are not starved."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class Engine:
+    """Everything a request needs, loaded from a service folder; see `open`."""
+
+    def __init__(self, folder: Path, manifest: Manifest, store: CatalogStore, encoder: TextEncoder) -> None:
+        self.folder, self.manifest, self.store, self.encoder = folder, manifest, store, encoder
+        self._rw = RWLock()
+        self._write = threading.Lock()  # one writer at a time from commit to in-memory update
+        self._encode_lock = threading.Lock()
+        self._user_lock = threading.Lock()
+        dim = manifest.dim
+        self._vectors = np.zeros((1, dim), dtype=np.float32)
+        self._alive = np.zeros(1, dtype=bool)
+        self._item_ids: dict[int, str] = {}
+        self._titles: dict[int, str] = {}
+        self._categories: dict[int, str] = {}
+        self._row_of: dict[str, int] = {}
+        self._category_rows: dict[str, set[int]] = {}
+        self._user_row: dict[str, int] = {}
+        self._user_ids: dict[int, str] = {}
+        self._profiles: dict[int, str] = {}
+        self._histories: dict[int, list[int]] = {}
+        self._buyers: dict[int, set[int]] = {}  # item row -> user rows whose history holds it
+        self._user_matrix = np.zeros((0, dim), dtype=np.float32)
+        self._user_order: list[int] = []  # user row of each user-matrix row
+        self._stale_users: set[int] = set()  # users whose vector must be recomputed
+        self._all_users_stale = True
+        self.index: VectorIndex = ExactIndex(lambda: self._vectors, lambda: self._alive)
+        self._snapshot_version = 0
+
+    # -- start-up and shut-down ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: Path, encoder: TextEncoder, settings: IndexSettings) -> Engine:
+        manifest = Manifest.read(folder)
+        if encoder.model_id != manifest.encoder_model_id:
+            raise ZsrecError(
+                f"encoder {encoder.model_id!r} differs from the one that made {folder}'s vectors "
+                f"({manifest.encoder_model_id!r}): new items would not be comparable"
+            )
+        store = CatalogStore(folder / DATABASE)
+        engine = cls(folder, manifest, store, encoder)
+        catalog = store.live_items()
+        engine._set_items(catalog.rows, catalog.item_ids, catalog.titles, catalog.categories, catalog.vectors)
+        for row, user_id, profile in store.users():
+            engine._user_row[user_id], engine._user_ids[row], engine._profiles[row] = row, user_id, profile
+            engine._histories[row] = []
+        for user_row, item_row in store.events():
+            engine._histories[user_row].append(item_row)
+            engine._buyers.setdefault(item_row, set()).add(user_row)
+        engine._open_index(settings)
+        return engine
+
+    def _open_index(self, settings: IndexSettings) -> None:
+        rows = np.flatnonzero(self._alive)
+        if len(rows) < settings.ann_threshold:
+            return
+        version, snapshots = self.store.version, self.folder / INDEX_DIR
+        found = load_snapshot(snapshots, generation=self.store.generation, max_version=version)
+        if found is None:
+            index = IVFIndex.build(rows, self._vectors[rows], settings)
+            self._snapshot_version = 0
+        else:
+            index, self._snapshot_version = found
+            changed = self.store.changed_rows(self._snapshot_version)  # written after the snapshot: replay
+            index.remove(changed)
+            live = changed[changed < len(self._alive)]
+            live = live[self._alive[live]]
+            index.add(live, self._vectors[live])
+        self.index = index
+        self.save_snapshot()
+
+    def save_snapshot(self) -> None:
+        """Persist the IVF index when the store has moved on since the last snapshot (start-up, shut-down)."""
+        if not isinstance(self.index, IVFIndex):
+            return
+        with self._write, self._rw.read():
+            version = self.store.version
+            if version != self._snapshot_version:
+                save_snapshot(self.index, self.folder / INDEX_DIR, generation=self.store.generation, version=version)
+                self._snapshot_version = version
+
+    def close(self) -> None:
+        self.save_snapshot()
+        self.store.close()
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return len(self._row_of)
+
+    def item_id(self, row: int) -> str:
+        return self._item_ids[row]
+
+    def title(self, row: int) -> str:
+        return self._titles[row]
+
+    def category(self, row: int) -> str:
+        return self._categories[row]
+
+    def user_history(self, user_id: str) -> list[int]:
+        return list(self._histories[self._user(user_id)])
+
+    def recommend(
+        self,
+        *,
+        user_id: str | None = None,
+        history: Sequence[str] | None = None,
+        profile: str | None = None,
+        k: int = 10,
+        categories: Sequence[str] | None = None,
+        exclude_seen: bool = True,
+    ) -> list[Hit]:
+        """Top-k items for a known user, an ad-hoc history of item ids, or a free-text profile."""
+        with self._rw.read():
+            rows: list[int] = []
+            if user_id is not None:
+                user = self._user(user_id)
+                rows = [r for r in self._histories[user] if self._is_alive(r)]
+                if not rows:
+                    profile = self._profiles[user]
+                    if not profile.strip():
+                        raise UnusableRequestError(
+                            f"user {user_id!r} has no history of live items and no profile yet; "
+                            "record events first, or send a profile or history instead"
+                        )
+            elif history is not None:
+                rows = [self._item(i) for i in history]
+            if rows:
+                weights = self._history_weights(len(rows))
+                query = _unit(weights @ self._vectors[rows])
+            else:
+                query = self._encode(profile or "", kind="query")
+                weights = np.zeros(0, dtype=np.float32)
+            include = self._category_filter(categories) if categories else None
+            exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen and rows else None
+            scores, found = self.index_search(query, k, include=include, exclude=exclude)
+            return [
+                Hit(int(r), float(s), self._explain(int(r), rows, weights)) for s, r in zip(scores, found, strict=True)
+            ]
+
+    def similar(
+        self, *, item_id: str | None = None, text: str | None = None, k: int = 10, other_categories_only: bool = False
+    ) -> list[Hit]:
+        with self._rw.read():
+            if item_id is not None:
+                row = self._item(item_id)
+                query = self._vectors[row]
+                exclude = {row}
+                if other_categories_only:
+                    exclude |= self._category_rows[self._categories[row]]
+            else:
+                if other_categories_only:
+                    raise UnusableRequestError("other_categories_only needs an item_id (a text has no category)")
+                query, exclude = self._encode(text or "", kind="passage"), set()
+            scores, found = self.index_search(query, k, exclude=np.fromiter(exclude, dtype=np.int64))
+            return [Hit(int(r), float(s), []) for s, r in zip(scores, found, strict=True)]
+
+    def audience(
+        self, *, text: str | None = None, item_id: str | None = None, category: str | None = None, k: int = 10
+    ) -> list[tuple[str, float, int]]:
+        """The users whose history vector is closest to the text, item or category: (user_id, score, history)."""
+        with self._rw.read():
+            bought: set[int] = set()
+            if item_id is not None:
+                row = self._item(item_id)
+                query = self._vectors[row]
+                bought = self._buyers.get(row, set())
+            elif category is not None:
+                rows = self._category_filter([category])
+                query = _unit(self._vectors[rows].mean(axis=0))
+            else:
+                query = self._encode(text or "", kind="passage")
+            with self._user_lock:
+                matrix, order = self._users()
+            scores = matrix @ query
+            usable = np.asarray([bool(self._histories[u]) and u not in bought for u in order], dtype=bool)
+            scores[~usable] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:k]
+            return [
+                (self._user_ids[order[i]], float(scores[i]), len(self._histories[order[i]]))
+                for i in top
+                if np.isfinite(scores[i])
+            ]
+
+    def index_search(
+        self, query: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One query's top-k live rows (callers hold the read lock); fewer when fewer qualify."""
+        if exclude is not None and len(exclude) == 0:
+            exclude = None
+        scores, rows = self.index.search(query[None, :], k, include=include, exclude=exclude)
+        keep = rows[0] >= 0
+        return scores[0][keep], rows[0][keep]
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def upsert_items(self, items: Sequence[ItemRecord]) -> list[int]:
+        """Embed, commit, then serve `items` (added, or replaced when the id exists); returns their rows."""
+        latest = {item.item_id: item for item in items}  # a batch naming an id twice: the last one wins
+        items = list(latest.values())
+        vectors = self._encode_items(items)
+        with self._write:
+            rows = self.store.upsert_items(items, vectors)  # acknowledged from here on
+            with self._rw.write():
+                replaced = np.asarray([r for r in rows if self._is_alive(r)], dtype=np.int64)
+                self.index.remove(replaced)
+                self._set_items(
+                    np.asarray(rows),
+                    [i.item_id for i in items],
+                    [i.title for i in items],
+                    [i.category for i in items],
+                    vectors,
+                )
+                self.index.add(np.asarray(rows, dtype=np.int64), vectors)
+                for row in replaced.tolist():
+                    self._stale_users |= self._buyers.get(row, set())
+        return rows
+
+    def delete_item(self, item_id: str) -> None:
+        with self._write:
+            row = self.store.delete_item(item_id)
+            if row is None:
+                raise NotFoundError(f"unknown item_id {item_id!r}")
+            with self._rw.write():
+                self.index.remove(np.asarray([row], dtype=np.int64))
+                self._alive[row] = False
+                del self._row_of[item_id]
+                self._category_rows[self._categories[row]].discard(row)
+                self._stale_users |= self._buyers.get(row, set())
+
+    def add_events(self, events: Sequence[tuple[str, str, float | None, str | None]]) -> int:
+        """Append (user_id, item_id, timestamp, event) to histories, creating unknown users; returns users created."""
+        with self._write:
+            resolved = [(u, self._item(i), t, e) for u, i, t, e in events]
+            new_users = sorted({u for u, *_ in events if u not in self._user_row})
+            created = self.store.add_events(resolved, new_users)
+            with self._rw.write():
+                for user_id, row in created.items():
+                    self._user_row[user_id], self._user_ids[row], self._profiles[row] = row, user_id, ""
+                    self._histories[row] = []
+                for user_id, item_row, _, _ in resolved:
+                    user = self._user_row[user_id]
+                    self._histories[user].append(item_row)
+                    self._buyers.setdefault(item_row, set()).add(user)
+                    self._stale_users.add(user)
+                self._all_users_stale |= bool(created)
+        return len(created)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _set_items(
+        self, rows: np.ndarray, ids: list[str], titles: list[str], categories: list[str], vectors: np.ndarray
+    ) -> None:
+        if len(rows) and rows.max() >= len(self._alive):
+            capacity = max(2 * len(self._alive), int(rows.max()) + 1)
+            grown = np.zeros((capacity, self._vectors.shape[1]), dtype=np.float32)
+            grown[: len(self._vectors)] = self._vectors
+            alive = np.zeros(capacity, dtype=bool)
+            alive[: len(self._alive)] = self._alive
+            self._vectors, self._alive = grown, alive
+        self._vectors[rows] = vectors
+        self._alive[rows] = True
+        for row, item_id, title, category in zip(rows.tolist(), ids, titles, categories, strict=True):
+            old = self._categories.get(row)
+            if old is not None:
+                self._category_rows[old].discard(row)
+            self._item_ids[row], self._titles[row], self._categories[row] = item_id, title, category
+            self._row_of[item_id] = row
+            self._category_rows.setdefault(category, set()).add(row)
+
+    def _is_alive(self, row: int) -> bool:
+        return row < len(self._alive) and bool(self._alive[row])
+
+    def _item(self, item_id: str) -> int:
+        row = self._row_of.get(item_id)
+        if row is None:
+            raise NotFoundError(f"unknown item_id {item_id!r}")
+        return row
+
+    def _user(self, user_id: str) -> int:
+        row = self._user_row.get(user_id)
+        if row is None:
+            raise NotFoundError(f"unknown user_id {user_id!r}")
+        return row
+
+    def _category_filter(self, categories: Sequence[str]) -> np.ndarray:
+        """Live rows in the named categories; a name covers its sub-categories ("Outdoor" covers "Outdoor > Tents")."""
+        rows: set[int] = set()
+        for name in categories:
+            matches = [c for c in self._category_rows if c == name or c.startswith(name + CATEGORY_SEP)]
+            live = set().union(*(self._category_rows[c] for c in matches)) if matches else set()
+            if not live:
+                raise NotFoundError(f"unknown category {name!r} (no live item in it)")
+            rows |= live
+        return np.fromiter(rows, dtype=np.int64)
+
+    def _history_weights(self, n: int) -> np.ndarray:
+        if self.manifest.aggregation == "recency":
+            age = np.arange(n - 1, -1, -1, dtype=np.float32)
+            w = np.power(np.float32(0.5), age / np.float32(self.manifest.half_life))
+        else:
+            w = np.ones(n, dtype=np.float32)
+        return (w / w.sum()).astype(np.float32)
+
+    def _explain(self, row: int, history: list[int], weights: np.ndarray) -> list[tuple[int, float]]:
+        if not history:
+            return []
+        contributions = weights * (self._vectors[history] @ self._vectors[row])
+        best: dict[int, float] = {}
+        for h, c in zip(history, contributions.tolist(), strict=True):
+            best[h] = best.get(h, 0.0) + c
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])[:EXPLAIN_TOP]
+        return [(h, c) for h, c in ranked if c > 0]
+
+    def _users(self) -> tuple[np.ndarray, list[int]]:
+        """(n_users, dim) user vectors and their rows; only users whose history or its items changed are redone.
+
+        Callers hold the read lock (so no write runs) and `_user_lock` (so two readers do not both redo it).
+        """
+        if self._all_users_stale:
+            self._user_order = sorted(self._histories)
+            self._user_matrix = np.zeros((len(self._user_order), self._vectors.shape[1]), dtype=np.float32)
+            self._stale_users = set(self._user_order)
+            self._all_users_stale = False
+        if self._stale_users:
+            position = {u: n for n, u in enumerate(self._user_order)}
+            for u in self._stale_users:
+                rows = [r for r in self._histories[u] if self._is_alive(r)]
+                vector = _unit(self._history_weights(len(rows)) @ self._vectors[rows]) if rows else 0.0
+                self._user_matrix[position[u]] = vector
+            self._stale_users = set()
+        return self._user_matrix, self._user_order
+
+    def _encode(self, text: str, *, kind: str) -> np.ndarray:
+        with self._encode_lock:
+            return self.encoder.encode([text], kind=kind)[0]  # type: ignore[arg-type]
+
+    def _encode_items(self, items: Sequence[ItemRecord]) -> np.ndarray:
+        fields = self.manifest.template.fields
+        frame = pd.DataFrame(
+            [
+                {
+                    "item_id": i.item_id,
+                    "title": i.title,
+                    "category": i.category,
+                    "description": i.description,
+                    "brand": i.brand,
+                    **(i.extra or {}),
+                }
+                for i in items
+            ]
+        )
+        for f in fields:
+            if f not in frame:
+                frame[f] = ""
+        with self._encode_lock:
+            return self.encoder.encode(self.manifest.template.render(frame), kind="passage")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
