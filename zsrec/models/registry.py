@@ -24,6 +24,7 @@ from zsrec.models.baselines import (
     TfidfRecommender,
 )
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
@@ -36,6 +37,7 @@ class ModelContext:
     embeddings: EmbeddingSource | None = None  # shared text embeddings (one encoder load per run)
     split: EvalSplit | None = None  # only the leak reference `popularity-oracle` reads the test targets
     encoder: str = "minilm"  # encoder spec for the text models
+    members: tuple[str, ...] = ()  # ensemble members (`--members a,b,c`); empty = the ensemble's default set
 
 
 def _oracle(ctx: ModelContext) -> Recommender:
@@ -61,6 +63,11 @@ def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
     return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
 
 
+def _ensemble(ctx: ModelContext) -> Recommender:
+    settings = EnsembleSettings(members=ctx.members or DEFAULT_MEMBERS, encoder=ctx.encoder)
+    return EnsembleRecommender(settings, embeddings=ctx.embeddings)
+
+
 BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "random": lambda ctx: RandomRecommender(),
     "popularity": lambda ctx: PopularityRecommender(),
@@ -73,10 +80,12 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "seed-linear": _head(SeedLinearRecommender),
     "two-tower-head": _head(TwoTowerRecommender),
     "mlp-head": _head(MlpHeadRecommender),
+    # fusion of members with weights tuned on validation categories (issue 5); default members: DEFAULT_MEMBERS
+    "ensemble": _ensemble,
 }
 
 #: models that read item text (they need an encoder and show an encode step)
-TEXT_MODELS = frozenset({"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head"})
+TEXT_MODELS = frozenset({"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "ensemble"})
 
 
 def model_names() -> list[str]:
@@ -111,6 +120,7 @@ SAVED_MODEL_CLASSES: list[type[Recommender]] = [
     SeedLinearRecommender,
     TwoTowerRecommender,
     MlpHeadRecommender,
+    EnsembleRecommender,
 ]
 
 
