@@ -26,9 +26,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 
 METHODS = ("none", "fgm", "pgd")
@@ -49,6 +52,7 @@ class AdversarialSettings:
     # negatives: other training items stuffed with the user's own keywords.
     augment: tuple[str, ...] = ()
     augment_prob: float = 0.3  # chance that a training text gets one of the `augment` perturbations
+    stuffing_words: int = 8  # "stuffing": at most this many foreign frequent words stuffed into a negative
     seed: int = 0  # seed of the augmentation draws
 
     def __post_init__(self) -> None:
@@ -67,6 +71,8 @@ class AdversarialSettings:
         unknown = [a for a in self.augment if a not in AUGMENTATIONS]
         if unknown:
             raise ConfigError(f"augment must name perturbations among {AUGMENTATIONS}, got {unknown[0]!r}")
+        if self.stuffing_words < 1:
+            raise ConfigError(f"stuffing_words must be >= 1, got {self.stuffing_words}")
         if not 0.0 <= self.augment_prob <= 1.0:
             raise ConfigError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
 
@@ -188,3 +194,105 @@ def backward_with_attack(
         (settings.weight * adversarial).backward()
         hook.start("off")
     return {"loss": float(loss.detach()), "adversarial_loss": float(adversarial.detach())}
+
+
+# -- text augmentation -------------------------------------------------------------------------------------
+class TextAugmenter:
+    """Applies `AdversarialSettings.augment` to training item texts, re-rendering perturbed titles.
+
+    Positives get, with probability `augment_prob`, one of the enabled title perturbations (typos, casing,
+    punctuation, brand removal: the model should still find the item). "stuffing" adds hard negatives to
+    each batch: training items whose titles carry the most frequent title words of *other* categories, the
+    attack a keyword-stuffing seller makes (the model should not be pulled to them by foreign words).
+    Built by `for_training` from the training items only, so no test item is ever perturbed or seen.
+    """
+
+    def __init__(
+        self,
+        settings: AdversarialSettings,
+        *,
+        render: Callable[[int, str, bool], str] | None = None,
+        titles: list[str] | None = None,
+        brands: list[str] | None = None,
+        keywords: dict[int, list[str]] | None = None,
+        pool: np.ndarray | None = None,
+    ) -> None:
+        self.settings = settings
+        self._render = render  # (item, new title, drop brand) -> the item's full text
+        self._titles = titles or []
+        self._brands = brands or []
+        self._keywords = keywords or {}  # item -> words to stuff (training items only)
+        self._pool = np.empty(0, dtype=np.int64) if pool is None else pool  # items eligible as stuffed negatives
+        self._title_kinds = [a for a in settings.augment if a != "stuffing"]
+
+    @classmethod
+    def none(cls) -> TextAugmenter:
+        return cls(AdversarialSettings())
+
+    @classmethod
+    def for_training(
+        cls,
+        items: pd.DataFrame,
+        categories: np.ndarray,
+        training_items: np.ndarray,
+        template: ItemTextTemplate,
+        settings: AdversarialSettings,
+    ) -> TextAugmenter:
+        """An augmenter over `training_items` (indexes into `items`), `categories` the items' categories."""
+        if not settings.augment:
+            return cls(settings)
+        from zsrec.robustness.perturb import frequent_words, stuffing_keywords
+
+        titles = items["title"].astype(str).tolist()
+        brands = items["brand"].fillna("").astype(str).tolist() if "brand" in items else [""] * len(items)
+        pool = np.unique(np.asarray(training_items, dtype=np.int64))
+        keywords: dict[int, list[str]] = {}
+        if "stuffing" in settings.augment:
+            by_category: dict[str, list[str]] = {}
+            for i in pool:
+                by_category.setdefault(str(categories[i]), []).append(titles[i])
+            frequent = frequent_words(by_category, 50)
+            per_category = {c: stuffing_keywords(frequent, c, settings.stuffing_words) for c in by_category}
+            keywords = {int(i): per_category[str(categories[i])] for i in pool}
+
+        def render(item: int, title: str, drop_brand: bool) -> str:
+            row = items.iloc[[item]].copy()
+            row["title"] = title
+            if drop_brand and "brand" in row:
+                row["brand"] = ""
+            return template.render(row)[0]
+
+        return cls(settings, render=render, titles=titles, brands=brands, keywords=keywords, pool=pool)
+
+    def positive(self, text: str, item: int, rng: np.random.Generator) -> str:
+        """`text` of training item `item`, perturbed with probability `augment_prob`."""
+        if not self._title_kinds or self._render is None or rng.random() >= self.settings.augment_prob:
+            return text
+        from zsrec.robustness.perturb import casing_noise, punctuation_noise, remove_brand, typos
+
+        kind = self._title_kinds[int(rng.integers(len(self._title_kinds)))]
+        title = self._titles[item]
+        if kind == "typos":
+            return self._render(item, typos(title, 0.05, rng), False)
+        if kind == "casing":
+            return self._render(item, casing_noise(title, rng), False)
+        if kind == "punctuation":
+            return self._render(item, punctuation_noise(title, rng), False)
+        return self._render(item, remove_brand(title, self._brands[item]), True)  # "brand"
+
+    def negatives(self, positives: np.ndarray, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+        """Keyword-stuffed hard negatives for a batch: about `augment_prob` · len(positives) training items
+        (other than the batch's positives) with foreign frequent words appended to their titles."""
+        if not self._keywords or self._render is None:
+            return [], np.empty(0, dtype=np.int64)
+        from zsrec.robustness.perturb import stuff_keywords
+
+        pool = self._pool[~np.isin(self._pool, positives)]
+        n = min(len(pool), int(rng.binomial(len(positives), self.settings.augment_prob)))
+        chosen = rng.choice(pool, size=n, replace=False) if n else np.empty(0, dtype=np.int64)
+        texts = []
+        for i in chosen:
+            words = self._keywords[int(i)]
+            k = int(rng.integers(1, len(words) + 1)) if words else 0
+            texts.append(self._render(int(i), stuff_keywords(self._titles[int(i)], words[:k]), False))
+        return texts, np.asarray(chosen, dtype=np.int64)

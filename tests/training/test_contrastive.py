@@ -1,0 +1,148 @@
+"""Contrastive encoder fine-tuning on a tiny random BERT: pairs, loss, validation, early stopping, augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from finetune_fixtures import tiny_bert_folder
+from shop_fixtures import tiny_shop
+
+from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.errors import ConfigError
+from zsrec.models.finetuned import FinetuneSettings, LoraSettings, load_tower
+from zsrec.training.adversarial import AdversarialSettings, TextAugmenter
+from zsrec.training.contrastive import (
+    ContrastiveSettings,
+    build_pairs,
+    history_text,
+    in_batch_loss,
+    train_contrastive,
+    validation_ndcg,
+    validation_task,
+)
+
+TEMPLATE = ItemTextTemplate(fields=("title", "category"))
+
+
+@pytest.fixture(scope="module")
+def bert_folder(tmp_path_factory):
+    shop = tiny_shop()
+    texts = TEMPLATE.render(shop.items) + ["stuffed words"]
+    return tiny_bert_folder(tmp_path_factory.mktemp("bert"), texts)
+
+
+def tower_for(folder, mode: str = "full"):
+    lora = LoraSettings(rank=2, alpha=4)
+    tower, _ = load_tower(FinetuneSettings(encoder=str(folder), mode=mode, lora=lora, template=TEMPLATE))
+    return tower
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="batch_size"):
+        ContrastiveSettings(batch_size=1)
+    with pytest.raises(ConfigError, match="pair_history"):
+        ContrastiveSettings(pair_history="all")
+    with pytest.raises(ConfigError, match="temperature"):
+        ContrastiveSettings(temperature=0)
+    settings = ContrastiveSettings(adversarial=AdversarialSettings(method="fgm", augment=("typos",)))
+    from dataclasses import asdict
+
+    assert ContrastiveSettings.from_dict(asdict(settings)) == settings  # survives config.json
+
+
+def test_in_batch_loss_known_answer_and_duplicate_masking() -> None:
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # third row: an extra negative
+    loss = in_batch_loss(users, items, torch.tensor([0, 1, 2]), temperature=1.0)
+    logits = users @ items.T
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1]))
+    torch.testing.assert_close(loss, expected)
+    # the same item as positive of both rows: neither may count the other's copy as a negative
+    loss_dup = in_batch_loss(users, items[:2], torch.tensor([7, 7]), temperature=1.0)
+    torch.testing.assert_close(loss_dup, torch.tensor(0.0))
+
+
+def test_pairs_leave_out_the_targets_category() -> None:
+    shop = tiny_shop()
+    titles = shop.items["title"].tolist()
+    category = shop.category_at(2)
+    pairs = build_pairs(shop, titles, ContrastiveSettings(level=2, history_items=10))
+    assert len(pairs) == len(shop.interactions)  # everyone has history in other categories
+    for text, item in zip(pairs.user_texts, pairs.items, strict=True):
+        own = {titles[i] for i in np.flatnonzero(category == category[item])}
+        assert not own & set(text.split("; "))
+    assert history_text(["a", "b", "c"], np.array([0, 1, 2]), 2) == "c; b"  # most recent first
+    capped = build_pairs(shop, titles, ContrastiveSettings(level=2, max_pairs=7))
+    assert len(capped) == 7
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
+    shop = tiny_shop()
+    settings = ContrastiveSettings(
+        epochs=4, batch_size=8, lr=2e-3, patience=10, level=2, min_validation_users=5, min_history=2
+    )
+    tower = tower_for(bert_folder)
+    before = {k: v.clone() for k, v in tower.state_dict().items()}
+    log = train_contrastive(tower, shop, TEMPLATE, settings)
+    losses = [e["loss"] for e in log["epochs"][1:]]
+    assert log["epochs"][0]["epoch"] == 0 and log["validation"] is not None
+    assert losses[-1] < losses[0]
+    assert log["trainable_params"] == sum(p.numel() for p in tower.parameters())
+    best = log["best_validation_ndcg@10"]
+    assert best == max(e["validation_ndcg@10"] for e in log["epochs"])
+    task = validation_task(shop, shop.items["title"].tolist(), settings)
+    assert validation_ndcg(tower, task, TEMPLATE.render(shop.items), settings) == pytest.approx(best)
+    # validation categories are held out of training: the pairs came from the rest only
+    assert log["pairs"] < len(shop.interactions)
+    if log["best_epoch"] > 0:
+        assert any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
+
+
+def test_lora_trains_only_the_adapter(bert_folder) -> None:
+    shop = tiny_shop()
+    tower = tower_for(bert_folder, "lora")
+    frozen = {n: p.clone() for n, p in tower.named_parameters() if not p.requires_grad}
+    settings = ContrastiveSettings(epochs=1, batch_size=8, lr=1e-2, level=2, min_validation_users=10_000)
+    log = train_contrastive(tower, shop, TEMPLATE, settings)
+    assert log["validation"] is None and len(log["epochs"]) == 1  # too few users: no early stopping
+    assert 0 < log["trainable_params"] < tower.total_parameters() / 10
+    for name, p in tower.named_parameters():
+        if name in frozen:
+            assert torch.equal(p, frozen[name]), name
+    assert all("lora_" in n for n, p in tower.named_parameters() if p.requires_grad)
+
+
+def test_adversarial_training_runs_and_logs_both_losses(bert_folder) -> None:
+    shop = tiny_shop()
+    adv = AdversarialSettings(method="pgd", epsilon=0.5, steps=2, augment=("typos", "stuffing"), augment_prob=0.5)
+    settings = ContrastiveSettings(epochs=1, batch_size=8, level=2, min_validation_users=10_000, adversarial=adv)
+    log = train_contrastive(tower_for(bert_folder), shop, TEMPLATE, settings)
+    entry = log["epochs"][0]
+    assert entry["adversarial_loss"] > 0 and entry["loss"] > 0
+
+
+def test_augmenter_perturbs_training_items_only() -> None:
+    shop = tiny_shop()
+    category = shop.category_at(2)
+    training = np.flatnonzero(np.char.startswith(category.astype(str), "Outdoor"))  # pretend Kitchen is test
+    adv = AdversarialSettings(augment=("stuffing", "casing"), augment_prob=1.0, stuffing_words=3)
+    augmenter = TextAugmenter.for_training(shop.items, category, training, TEMPLATE, adv)
+    rng = np.random.default_rng(0)
+    texts, ids = augmenter.negatives(training[:2], rng)
+    assert len(ids) == len(texts) > 0
+    assert set(ids.tolist()) <= set(training.tolist()) - set(training[:2].tolist())
+    for text, item in zip(texts, ids, strict=True):
+        original = TEMPLATE.render(shop.items.iloc[[item]])[0]
+        assert text != original
+        # the stuffed words come from other (training) categories' titles, never from the pretend-test items
+        added = set(text.lower().split()) - set(original.lower().split())
+        kitchen_only = {"kitchen", "knife", "pan", "skillet", "saucepan", "board", "cutting"}
+        assert added and not added & kitchen_only
+    item = int(training[0])
+    changed = augmenter.positive(TEMPLATE.render(shop.items.iloc[[item]])[0], item, rng)
+    assert changed.lower().startswith(shop.items["title"].iat[item].lower()[:3])
+    none = TextAugmenter.for_training(shop.items, category, training, TEMPLATE, replace(adv, augment=()))
+    assert none.positive("x", item, rng) == "x" and none.negatives(training[:2], rng)[0] == []

@@ -1,0 +1,411 @@
+"""Contrastive fine-tuning of a text encoder as a two-tower recommender: (user history text → next item text).
+
+One shared transformer encodes both sides (a siamese two-tower): the user side is the titles of the user's
+recent history items, the item side the item's catalog text (`ItemTextTemplate`). Training pairs come from
+the training interactions only: for an interaction (u, i) the input is u's history *without the items of i's
+category* (the situation of a new category at test time) and the target is i. The loss is the softmax over
+in-batch negatives (the batch's other positives), at a temperature.
+
+Early stopping watches NDCG@10 on validation categories carved out of the training data
+(`validation_category_splits`, as `zero-shot` and the heads do), scored by the evaluator's own
+`target_ranks`; epoch 0 is the untrained encoder, and the best epoch's trainable weights are kept.
+Adversarial training (FGM/PGD on the word embeddings, text augmentation) comes in through
+`ContrastiveSettings.adversarial`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsrec.data.dataset import Dataset
+from zsrec.data.splits import EvalSplit, default_validation_level, validation_category_splits
+from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.errors import ConfigError
+from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
+from zsrec.evaluation.metrics import user_metrics
+from zsrec.evaluation.run import Reporter, SilentReporter
+from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
+
+PAIR_HISTORIES = ("other-categories", "leave-one-out")
+
+
+@dataclass(frozen=True)
+class ContrastiveSettings:
+    """How the encoder is fine-tuned, and how its validation categories are held out."""
+
+    epochs: int = 2  # most passes over the training pairs
+    batch_size: int = 32  # pairs per step; the other positives of a batch are each pair's negatives
+    lr: float = 1e-4  # AdamW learning rate (LoRA likes ~1e-3, full fine-tuning ~3e-5)
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    temperature: float = 0.05  # logits = cosine / temperature
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    max_pairs: int = 2000  # training pairs per epoch at most (a seeded sample of the interactions)
+    history_items: int = 8  # titles of this many most recent history items make the user text
+    user_max_length: int = 96  # tokens of a user text (longer are cut: the most recent titles come first)
+    item_max_length: int = 64  # tokens of an item text
+    # Input history of a pair: "other-categories" (the user's items outside the target's category) or
+    # "leave-one-out" (every other item of the user).
+    pair_history: str = "other-categories"
+    patience: int = 1  # stop after this many epochs without a better validation NDCG@10
+    level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
+    validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
+    min_history: int = 3  # a validation user needs this many interactions outside the validation categories
+    min_validation_users: int = 20  # fewer = no early stopping: train all `epochs`, keep the last
+    max_validation_users: int = 400  # a seeded sample of validation users (encoding them costs time per epoch)
+    encode_batch_size: int = 64  # texts per forward pass when encoding without gradients
+    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
+    threads: int = 2  # torch intra-op threads while training
+    device: str = "cpu"  # torch device ("cpu", "cuda")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_pairs", "history_items", "encode_batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("user_max_length", "item_max_length"):
+            if getattr(self, name) < 4:
+                raise ConfigError(f"{name} must be >= 4, got {getattr(self, name)}")
+        for name in ("lr", "temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "max_grad_norm", "patience", "min_validation_users"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+        if self.pair_history not in PAIR_HISTORIES:
+            raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
+        if self.level is not None and self.level < 1:
+            raise ConfigError(f"level must be >= 1 or None, got {self.level}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.max_validation_users < 1:
+            raise ConfigError(f"max_validation_users must be >= 1, got {self.max_validation_users}")
+        if not isinstance(self.adversarial, AdversarialSettings):
+            raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ContrastiveSettings:
+        values = dict(values)
+        adv = dict(values.get("adversarial") or {})
+        adv["augment"] = tuple(adv.get("augment", ()))
+        values["adversarial"] = AdversarialSettings(**adv)
+        return cls(**values)
+
+
+# -- the encoder being trained ------------------------------------------------------------------------------
+class TextTower(nn.Module):
+    """A transformers encoder + its tokenizer, mean-pooled and L2-normalised (all-MiniLM-L6-v2's pooling)."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        """Texts -> (len(texts), d) unit vectors."""
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(self.device)
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, d) mean over real tokens
+        return F.normalize(pooled, dim=-1)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
+        """(len(texts), d) float32 unit vectors, in length-sorted batches; empty texts get zero vectors."""
+        was_training = self.training
+        self.eval()
+        try:
+            texts = list(texts)
+            out = np.zeros((len(texts), self.dim), dtype=np.float32)
+            filled = [i for i, t in enumerate(texts) if t.strip()]
+            order = sorted(filled, key=lambda i: -len(texts[i]))
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                out[idx] = self([texts[i] for i in idx], max_length).float().cpu().numpy()
+            return out
+        finally:
+            self.train(was_training)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def total_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+# -- user texts and training pairs ----------------------------------------------------------------------
+def history_text(titles: Sequence[str], history: np.ndarray, n: int) -> str:
+    """The user side: titles of the `n` most recent history items, most recent first, "; "-joined."""
+    recent = history[::-1][:n]
+    return "; ".join(titles[int(i)] for i in recent)
+
+
+def user_texts(titles: Sequence[str], histories: Sequence[np.ndarray], n: int) -> list[str]:
+    return [history_text(titles, h, n) for h in histories]
+
+
+@dataclass(frozen=True)
+class ContrastivePairs:
+    """(user text → target item) pairs, with each target's category for stuffing augmentation."""
+
+    user_texts: list[str]
+    items: np.ndarray  # (n,) target item indexes
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def build_pairs(data: Dataset, titles: Sequence[str], settings: ContrastiveSettings) -> ContrastivePairs:
+    """One pair per sampled interaction whose user keeps some history once the removed part is gone."""
+    level = settings.level or default_validation_level(data)
+    category = data.category_at(level)
+    rng = np.random.default_rng(settings.seed)
+    histories = data.histories()
+    users = data.interactions["user"].to_numpy()
+    order = rng.permutation(len(users))
+    texts, items = [], []
+    for row in order:
+        u = int(users[row])
+        history = histories[u]
+        target = int(data.interactions["item"].iat[row])
+        if settings.pair_history == "leave-one-out":
+            rest = history[history != target]
+        else:
+            rest = history[category[history] != category[target]]
+        if len(rest) == 0:
+            continue
+        texts.append(history_text(titles, rest, settings.history_items))
+        items.append(target)
+        if len(items) >= settings.max_pairs:
+            break
+    if not items:
+        raise ConfigError(
+            f"no training pairs: no user has history outside a target's category ({settings.pair_history=}); "
+            "try pair_history='leave-one-out'"
+        )
+    return ContrastivePairs(texts, np.asarray(items, dtype=np.int64))
+
+
+# -- validation ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContrastiveValidation:
+    """Validation categories held out of the training data, with a seeded sample of their users."""
+
+    split: EvalSplit
+    user_texts: list[str]  # per split.test_users
+    seed: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "level": self.split.level,
+            "categories": list(self.split.heldout_categories),
+            "users": len(self.split.test_users),
+            "items": len(self.split.new_items),
+        }
+
+
+def validation_task(
+    data: Dataset, titles: Sequence[str], settings: ContrastiveSettings
+) -> ContrastiveValidation | None:
+    """The first seeded validation fold of `data` (None when it has too few users), users capped."""
+    splits, _ = validation_category_splits(
+        data,
+        level=settings.level,
+        holdout_fraction=settings.validation_fraction,
+        min_history=settings.min_history,
+        min_users=settings.min_validation_users,
+        seed=settings.seed,
+    )
+    if not splits:
+        return None
+    split = splits[0]
+    if len(split.test_users) > settings.max_validation_users:
+        keep = np.sort(
+            np.random.default_rng(settings.seed).choice(
+                len(split.test_users), size=settings.max_validation_users, replace=False
+            )
+        )
+        split = replace(split, test_users=split.test_users[keep], targets=[split.targets[k] for k in keep])
+    histories = split.train.histories()
+    texts = [history_text(titles, histories[int(u)], settings.history_items) for u in split.test_users]
+    return ContrastiveValidation(split, texts, settings.seed)
+
+
+def validation_ndcg(
+    tower: TextTower, task: ContrastiveValidation, item_texts: Sequence[str], settings: ContrastiveSettings
+) -> float:
+    """Mean NDCG@10 over the validation users, ranking the validation categories' items by cosine."""
+    split = task.split
+    users = tower.encode(task.user_texts, settings.user_max_length, settings.encode_batch_size)
+    items = tower.encode([item_texts[int(i)] for i in split.new_items], settings.item_max_length)
+    scores = users @ items.T
+    ranks, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
+    return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
+
+
+# -- the loop ------------------------------------------------------------------------------------------
+def in_batch_loss(users: torch.Tensor, items: torch.Tensor, item_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Softmax over in-batch negatives. users (B, d), items (B + E, d): rows 0..B-1 are the positives, any
+    extra rows are negatives for every user. item_ids (B + E,) masks a negative equal to the positive."""
+    logits = users @ items.T / temperature  # (B, B + E)
+    b = len(users)
+    same = item_ids[None, :] == item_ids[:b, None]  # (B, B + E) another row holding the same item
+    same[torch.arange(b), torch.arange(b)] = False
+    logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(b, device=logits.device))
+
+
+def train_contrastive(
+    tower: TextTower,
+    data: Dataset,
+    template: ItemTextTemplate,
+    settings: ContrastiveSettings,
+    *,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Fine-tune `tower`'s trainable parameters in place on the interactions of `data` (items rendered by
+    `template`).
+
+    With enough validation users, holds validation categories out of `data`, trains on the rest, validates
+    after each epoch and keeps the best epoch's weights (epoch 0 = untrained). Returns the log:
+    {"epochs": [{"epoch", "loss", "adversarial_loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
+    "best_validation_ndcg@10", "stopped_early", "pairs", "validation", "trainable_params", "seconds"}.
+    """
+    s = settings
+    reporter = reporter or SilentReporter()
+    titles = data.items["title"].astype(str).tolist()
+    item_texts = template.render(data.items)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    started = time.perf_counter()
+    try:
+        torch.manual_seed(s.seed)
+        task = validation_task(data, titles, s)
+        train_data = data if task is None else task.split.train
+        pairs = build_pairs(train_data, titles, s)
+        level = s.level or default_validation_level(data)
+        augmenter = TextAugmenter.for_training(
+            data.items, data.category_at(level), pairs.items, template, s.adversarial
+        )
+        trainable = [p for p in tower.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError("the encoder has no trainable parameters")
+        optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
+        validate: Callable[[], float] | None = None
+        if task is not None:
+            reporter.message(
+                f"validation: {len(task.split.test_users)} users, {len(task.split.new_items)} items of "
+                f"{len(task.split.heldout_categories)} categories held out of the training data"
+            )
+            validate = lambda: validation_ndcg(tower, task, item_texts, s)  # noqa: E731
+        log: list[dict[str, Any]] = []
+        best_epoch, best, best_state, stopped_early = s.epochs, float("-inf"), None, False
+        if validate is not None:
+            best_epoch, best, best_state = 0, validate(), _trainable_state(tower)
+            log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
+            reporter.message(f"epoch 0 (untrained): validation NDCG@10 {best:.4f}")
+        rng = np.random.default_rng(s.seed)
+        for epoch in range(1, s.epochs + 1):
+            start = time.perf_counter()
+            entry = {"epoch": epoch, **_train_epoch(tower, pairs, item_texts, optimizer, augmenter, s, rng, reporter)}
+            if validate is not None:
+                entry["validation_ndcg@10"] = value = validate()
+                if value > best:
+                    best_epoch, best, best_state = epoch, value, _trainable_state(tower)
+            entry["seconds"] = time.perf_counter() - start
+            log.append(entry)
+            reporter.message(
+                f"epoch {epoch}: loss {entry['loss']:.4f}"
+                + (f", validation NDCG@10 {entry['validation_ndcg@10']:.4f}" if validate else "")
+                + f" ({entry['seconds']:.0f} s)"
+            )
+            if validate is not None and epoch - best_epoch >= max(1, s.patience):
+                stopped_early = epoch < s.epochs
+                break
+        if best_state is not None:
+            tower.load_state_dict(best_state, strict=False)
+        return {
+            "epochs": log,
+            "best_epoch": best_epoch,
+            "best_validation_ndcg@10": None if validate is None else best,
+            "stopped_early": stopped_early,
+            "pairs": len(pairs),
+            "validation": None if task is None else task.describe(),
+            "trainable_params": tower.trainable_parameters(),
+            "seconds": time.perf_counter() - started,
+        }
+    finally:
+        tower.eval()
+        torch.set_num_threads(threads)
+
+
+def _train_epoch(
+    tower: TextTower,
+    pairs: ContrastivePairs,
+    item_texts: Sequence[str],
+    optimizer: torch.optim.Optimizer,
+    augmenter: TextAugmenter,
+    s: ContrastiveSettings,
+    rng: np.random.Generator,
+    reporter: Reporter,
+) -> dict[str, float]:
+    """One pass over the pairs in shuffled batches; returns the mean clean (and adversarial) loss."""
+    tower.train()
+    order = rng.permutation(len(pairs))
+    batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+    batches = [b for b in batches if len(b) >= 2]  # a lone pair has no negative
+    totals: dict[str, float] = {}
+    seen = 0
+    with reporter.progress(f"training epoch ({len(pairs)} pairs)", len(pairs)) as advance:
+        for batch in batches:
+            users = [pairs.user_texts[i] for i in batch]
+            positives = pairs.items[batch]
+            texts = [augmenter.positive(item_texts[int(i)], int(i), rng) for i in positives]
+            extra_texts, extra_ids = augmenter.negatives(positives, rng)  # stuffed hard negatives
+            ids = torch.as_tensor(np.concatenate([positives, extra_ids]), device=tower.device)
+
+            loss_fn = partial(_batch_loss, tower, users, texts + extra_texts, ids, s)
+            optimizer.zero_grad(set_to_none=True)
+            losses = backward_with_attack(tower.model, loss_fn, s.adversarial)
+            if s.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_([p for p in tower.parameters() if p.requires_grad], s.max_grad_norm)
+            optimizer.step()
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value * len(batch)
+            seen += len(batch)
+            advance(len(batch))
+    return {key: value / max(1, seen) for key, value in totals.items()}
+
+
+def _batch_loss(
+    tower: TextTower, users: list[str], items: list[str], ids: torch.Tensor, s: ContrastiveSettings
+) -> torch.Tensor:
+    u = tower(users, s.user_max_length)  # (B, d)
+    v = tower(items, s.item_max_length)  # (B + E, d): positives, then stuffed negatives
+    return in_batch_loss(u, v, ids, s.temperature)
+
+
+def _trainable_state(tower: TextTower) -> dict[str, torch.Tensor]:
+    """A copy of the trainable tensors only (for LoRA, the adapter: kilobytes, not the whole encoder)."""
+    names = {name for name, p in tower.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in tower.state_dict().items() if k in names}
