@@ -463,9 +463,99 @@ def train(
 
 
 # -- robustness commands (issue 5: robustness) ---------------------------------------------------------
+@app.command()
+def robustness(
+    dataset: DatasetArg,
+    level: LevelOpt = 1,
+    categories: CategoriesOpt = "",
+    holdout_fraction: HoldoutFractionOpt = 0.2,
+    min_history: MinHistoryOpt = 3,
+    seed: SeedOpt = 0,
+    models: Annotated[str, typer.Option(help="Comma-separated model names (see `zsrec models`).")] = "tfidf,zero-shot",
+    attacks: Annotated[
+        str, typer.Option(help="Comma-separated attacks: typos, stuffing, noise, no-brand.")
+    ] = "typos,stuffing,noise,no-brand",
+    typo_rate: Annotated[float, typer.Option(help="typos: probability that a letter is dropped or swapped.")] = 0.1,
+    n_stuffed: Annotated[int, typer.Option(help="stuffing: new items whose titles get stuffed.")] = 20,
+    n_keywords: Annotated[int, typer.Option(help="stuffing: frequent words of other categories appended.")] = 10,
+    k: Annotated[int, typer.Option("--k", help="Cut-off of NDCG and of the stuffed-item top-k share.")] = 10,
+    encoder: EncoderOpt = "minilm",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0 = none).")] = 1000,
+    out: Annotated[Path | None, typer.Option(help="Write the full results as JSON here.")] = None,
+) -> None:
+    """Tamper with the new items' text (typos, keyword stuffing, noise, no brand) and measure the ranking damage."""
+    from rich.table import Table
+
+    from zsrec.robustness.attacks import AttackSettings, parse_attacks
+    from zsrec.robustness.evaluate import RobustnessSettings
+    from zsrec.robustness.run import run_robustness
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        split_settings = split_settings_from_options(
+            "leave-category-out", level, categories, holdout_fraction, min_history, seed
+        )
+        attack = AttackSettings(typo_rate=typo_rate, n_stuffed=n_stuffed, n_keywords=n_keywords, seed=seed)
+        settings = RobustnessSettings(
+            attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
+        )
+        _check_out_path(out)
+        names = [n.strip() for n in models.split(",") if n.strip()]
+        embeddings = _embeddings_for(names, encoder, reporter)
+        result = run_robustness(
+            dataset,
+            names,
+            split_settings,
+            settings,
+            encoder=encoder,
+            embeddings=embeddings,
+            reporter=reporter,
+            command=["zsrec", *sys.argv[1:]],
+        )
+    key = f"ndcg@{k}"
+    table = Table(title=f"{key} on the new pool: clean, and under each attack (drop)")
+    for column in ["model", f"clean {key}", *settings.attacks]:
+        table.add_column(column)
+    for name, r in result["results"].items():
+        cells = [f"{x[key]:.4f} ({-x[f'{key}_drop']:+.4f})" for x in r["attacks"].values()]
+        table.add_row(name, f"{r['clean'][key]:.4f}", *cells)
+    console = _stdout()
+    console.print(table)
+    if "stuffing" in settings.attacks:
+        stuffing = Table(title=f"keyword stuffing: {len(result['stuffed_items'])} stuffed new items")
+        for column in ("model", "mean rank gain", f"users with a stuffed item in top-{k}", "same items unstuffed"):
+            stuffing.add_column(column)
+        for name, r in result["results"].items():
+            s = r["attacks"]["stuffing"]
+            stuffing.add_row(
+                name, f"{s['mean_rank_gain']:.1f}", f"{s[f'top{k}_share']:.3f}", f"{s[f'top{k}_share_clean']:.3f}"
+            )
+        console.print(stuffing)
+    if out is not None:
+        _write_json(out, result, reporter)
 
 
 # -- service commands (issue 6: serve) -----------------------------------------------------------------
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs)."""
+    # One BLAS thread per request (set before numpy loads); the service also limits it at start-up.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    with _user_errors():
+        from zsrec.service.bundle import Manifest
+
+        Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+    import uvicorn
+
+    from zsrec.service.app import create_app
+
+    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info")
+
 
 
 # -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
