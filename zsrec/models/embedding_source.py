@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zsrec.encoders import EmbeddingCache, TextEncoder, default_cache_dir, load_encoder
+from zsrec.encoders import EmbeddingCache, TextEncoder, default_cache_dir, load_encoder_lazily
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 
 
 class EmbeddingSource:
     """Turns catalog rows and user rows into normalised embeddings, encoding each distinct text once ever.
 
-    The encoder loads lazily (a model that is only evaluated from saved vectors never loads it), and several
-    models in one run share one source, so the language model is loaded once per process.
+    The language model loads lazily, on the first text that is not in the cache: a run whose texts are all
+    cached never loads it (for the packaged encoders, whose cache ids are known in advance; see
+    `zsrec.encoders.lazy`). Several models in one run share one source, so it loads at most once per process.
     """
 
     def __init__(
@@ -32,9 +33,10 @@ class EmbeddingSource:
 
     @property
     def encoder(self) -> TextEncoder:
+        """The encoder; for a spec, a `LazyEncoder` that loads the model on the first cache miss."""
         if self._encoder is None:
             assert self._spec is not None  # one of the two is always set by __init__
-            self._encoder = load_encoder(self._spec)
+            self._encoder = load_encoder_lazily(self._spec)
         return self._encoder
 
     def texts(self, texts: list[str], *, kind: str = "passage", namespace: str = "") -> np.ndarray:
