@@ -36,6 +36,7 @@ from zsrec.models.base import Recommender
 from zsrec.training.contrastive import ContrastiveSettings, TextTower, train_contrastive, user_texts
 
 MODES = ("lora", "full")
+TINY_RANDOM = "tiny-random"  # a seeded random 2-layer BERT with MiniLM's tokenizer: contract tests, smoke runs
 ADAPTER = "adapter.safetensors"
 ENCODER = "encoder.safetensors"
 TRAINING_LOG = "training_log.json"
@@ -68,7 +69,8 @@ class LoraSettings:
 class FinetuneSettings:
     """Which encoder is fine-tuned, how, and on what item text."""
 
-    encoder: str = "minilm"  # base: "minilm" (packaged all-MiniLM-L6-v2) or a local transformers model folder
+    # base: "minilm" (packaged all-MiniLM-L6-v2), a local transformers model folder, or "tiny-random" (tests)
+    encoder: str = "minilm"
     mode: str = "lora"  # "lora" (adapters only) or "full" (every weight)
     lora: LoraSettings = field(default_factory=LoraSettings)
     template: ItemTextTemplate = field(default_factory=ItemTextTemplate)  # item text
@@ -107,7 +109,7 @@ def base_folder(spec: str) -> tuple[Path, str]:
         return packaged_minilm_path(), f"{PACKAGED_MINILM}-{pkg_version}"
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"encoder must be 'minilm' or a local transformers model folder, got {spec!r}")
+        raise ConfigError(f"encoder must be 'minilm', 'tiny-random' or a local model folder, got {spec!r}")
     from zsrec.encoders.sentence_transformer import folder_fingerprint
 
     return folder.resolve(), f"{folder.name}@{folder_fingerprint(folder)}"
@@ -118,13 +120,16 @@ def load_tower(settings: FinetuneSettings) -> tuple[TextTower, str]:
     import transformers.utils.logging as hf_logging
     from transformers import AutoModel, AutoTokenizer
 
-    folder, base_id = base_folder(settings.encoder)
     hf_logging.disable_progress_bar()
-    try:
-        model = AutoModel.from_pretrained(str(folder), use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot load encoder {settings.encoder!r} from {folder}: {err}") from err
+    if settings.encoder == TINY_RANDOM:
+        model, tokenizer, base_id = _tiny_random(settings.training.seed)
+    else:
+        folder, base_id = base_folder(settings.encoder)
+        try:
+            model = AutoModel.from_pretrained(str(folder), use_safetensors=True, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot load encoder {settings.encoder!r} from {folder}: {err}") from err
     if settings.mode == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -141,6 +146,25 @@ def load_tower(settings: FinetuneSettings) -> tuple[TextTower, str]:
         except ValueError as err:  # e.g. no module matches target_modules
             raise ConfigError(f"cannot add LoRA adapters to {settings.encoder!r}: {err}") from err
     return TextTower(model.to(settings.training.device), tokenizer), base_id
+
+
+def _tiny_random(seed: int) -> tuple[torch.nn.Module, Any, str]:
+    """A seeded random 2-layer BERT (hidden 32) with MiniLM's tokenizer: the same weights for the same seed."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from zsrec.encoders.sentence_transformer import packaged_minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path(), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(seed)
+    return BertModel(config), tokenizer, f"{TINY_RANDOM}-seed{seed}"
 
 
 def trained_weights(tower: TextTower, mode: str) -> dict[str, torch.Tensor]:

@@ -25,6 +25,7 @@ from zsrec.models.baselines import (
 )
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
+from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, full_model, lora_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
@@ -63,6 +64,17 @@ def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
     return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
 
 
+def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
+    def build(ctx: ModelContext) -> Recommender:
+        fake = ctx.encoder.startswith("hashing") or (
+            ctx.embeddings is not None and ctx.embeddings.encoder.model_id.startswith("hashing")
+        )
+        encoder = TINY_RANDOM if fake else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
+        return lora_model(encoder=encoder) if mode == "lora" else full_model(encoder=encoder)
+
+    return build
+
+
 def _ensemble(ctx: ModelContext) -> Recommender:
     settings = EnsembleSettings(members=ctx.members or DEFAULT_MEMBERS, encoder=ctx.encoder)
     return EnsembleRecommender(settings, embeddings=ctx.embeddings)
@@ -82,10 +94,16 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "mlp-head": _head(MlpHeadRecommender),
     # fusion of members with weights tuned on validation categories (issue 5); default members: DEFAULT_MEMBERS
     "ensemble": _ensemble,
+    # the text encoder itself fine-tuned as a two-tower, LoRA adapters or every weight (issue 4, second part)
+    "two-tower-lora": _finetuned("lora"),
+    "two-tower-full": _finetuned("full"),
 }
 
 #: models that read item text (they need an encoder and show an encode step)
-TEXT_MODELS = frozenset({"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "ensemble"})
+TEXT_MODELS = frozenset(
+    {"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "ensemble"}
+    | {"two-tower-lora", "two-tower-full"}
+)
 
 
 def model_names() -> list[str]:
@@ -111,6 +129,7 @@ def build_model(name: str, ctx: ModelContext | None = None) -> Recommender:
 
 #: every class whose saved folder `load_model` can read (each says which config.json names it loads)
 SAVED_MODEL_CLASSES: list[type[Recommender]] = [
+    FinetunedTwoTower,  # two-tower-lora and two-tower-full
     RandomRecommender,
     PopularityRecommender,
     TfidfRecommender,
