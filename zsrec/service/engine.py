@@ -220,9 +220,8 @@ class Engine:
             include = self._category_filter(categories) if categories else None
             exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen and rows else None
             scores, found = self.index_search(query, k, include=include, exclude=exclude)
-            return [
-                Hit(int(r), float(s), self._explain(int(r), rows, weights)) for s, r in zip(scores, found, strict=True)
-            ]
+            because = self._explain(found, rows, weights)
+            return [Hit(int(r), float(s), b) for s, r, b in zip(scores, found, because, strict=True)]
 
     def similar(
         self, *, item_id: str | None = None, text: str | None = None, k: int = 10, other_categories_only: bool = False
@@ -386,15 +385,19 @@ class Engine:
             w = np.ones(n, dtype=np.float32)
         return (w / w.sum()).astype(np.float32)
 
-    def _explain(self, row: int, history: list[int], weights: np.ndarray) -> list[tuple[int, float]]:
-        if not history:
-            return []
-        contributions = weights * (self._vectors[history] @ self._vectors[row])
-        best: dict[int, float] = {}
-        for h, c in zip(history, contributions.tolist(), strict=True):
-            best[h] = best.get(h, 0.0) + c
-        ranked = sorted(best.items(), key=lambda kv: -kv[1])[:EXPLAIN_TOP]
-        return [(h, c) for h, c in ranked if c > 0]
+    def _explain(self, found: np.ndarray, history: list[int], weights: np.ndarray) -> list[list[tuple[int, float]]]:
+        """Per hit, the history items with the largest share w_h·cos(h, item) of its score, largest first."""
+        if not history or not len(found):
+            return [[] for _ in found]
+        unique, inverse = np.unique(np.asarray(history), return_inverse=True)
+        merged = np.zeros(len(unique), dtype=np.float32)
+        np.add.at(merged, inverse, weights)  # an item bought twice counts twice
+        contributions = merged[:, None] * (self._vectors[unique] @ self._vectors[found].T)  # (history, hits)
+        out = []
+        for col in range(len(found)):
+            best = np.argsort(-contributions[:, col], kind="stable")[:EXPLAIN_TOP]
+            out.append([(int(unique[h]), float(contributions[h, col])) for h in best if contributions[h, col] > 0])
+        return out
 
     def _users(self) -> tuple[np.ndarray, list[int]]:
         """(n_users, dim) user vectors and their rows; only users whose history or its items changed are redone.

@@ -1,0 +1,109 @@
+"""A small open-loop HTTP load generator for the service benchmarks, meant to run in its own process.
+
+Each stream sends its requests at a fixed rate whatever the server does (open loop), over keep-alive
+connections, and a request's latency is measured from the moment it was *scheduled*, not sent: a server that
+falls behind is charged for the queue it caused (no coordinated omission). Bounded by count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    method: str
+    path: str
+    rate: float  # requests per second
+    bodies: list[bytes]  # one per request, sent in order; the stream ends when they run out
+
+
+@dataclass
+class StreamResult:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)  # of answered requests
+    statuses: dict[int, int] = field(default_factory=dict)
+    acknowledged: list[int] = field(default_factory=list)  # body positions answered 2xx
+    failed: int = 0  # connection errors (e.g. the server was killed)
+    sent: int = 0
+
+
+async def _send(host: str, port: int, pool: asyncio.Queue, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    try:
+        reader, writer = pool.get_nowait()
+    except asyncio.QueueEmpty:
+        reader, writer = await asyncio.open_connection(host, port)
+    try:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        writer.write(head + body)
+        await writer.drain()
+        raw = await reader.readuntil(b"\r\n\r\n")
+        status = int(raw[9:12])
+        length = 0
+        for line in raw.split(b"\r\n")[1:]:
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        payload = await reader.readexactly(length)
+    except BaseException:
+        writer.close()
+        raise
+    pool.put_nowait((reader, writer))
+    return status, payload
+
+
+async def _run_stream(host: str, port: int, stream: Stream, deadline: float, result: StreamResult) -> None:
+    pool: asyncio.Queue = asyncio.Queue()
+    start = time.perf_counter()
+    tasks = []
+
+    async def one(i: int, scheduled: float) -> None:
+        try:
+            status, _ = await _send(host, port, pool, stream.method, stream.path, stream.bodies[i])
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            result.failed += 1
+            return
+        result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        if 200 <= status < 300:
+            result.acknowledged.append(i)
+
+    for i in range(len(stream.bodies)):
+        scheduled = start + i / stream.rate
+        if scheduled > deadline:
+            break
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result.sent += 1
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    _, late = await asyncio.wait(tasks, timeout=max(1.0, deadline + 30 - time.perf_counter())) if tasks else ((), ())
+    for task in late:  # still unanswered 30 s after the end: counted as failed
+        task.cancel()
+        result.failed += 1
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+
+
+def run_load(host: str, port: int, streams: list[Stream], duration_s: float) -> dict[str, StreamResult]:
+    """Send every stream concurrently for at most `duration_s`; returns per-stream results."""
+
+    async def main() -> dict[str, StreamResult]:
+        deadline = time.perf_counter() + duration_s
+        results = {s.name: StreamResult(s.name) for s in streams}
+        await asyncio.gather(*(_run_stream(host, port, s, deadline, results[s.name]) for s in streams))
+        return results
+
+    return asyncio.run(main())
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]

@@ -1,0 +1,366 @@
+"""Serving benchmark: `/recommend` and `/items` under loopback load at 100k and 1M items.
+
+    .venv/bin/python benchmarks/serving.py            # both sizes, about 10-15 minutes on 2 cores
+    .venv/bin/python benchmarks/serving.py --sizes 100000 --no-write
+
+Catalog vectors are real MiniLM title embeddings recombined (encoding 1M titles takes over an hour here):
+the base set is every Amazon Scientific item plus the Complete Journey products bought by at least 30
+households (the demo subset), all read from the embedding cache. Synthetic item j is
+normalise(a·e_p + (1 − a)·e_q + ε) for two random base items p, q, a ~ U(0.6, 0.9) and ε ~ N(0, 0.01²) per
+dimension; its category is p's, its title "title_p / title_q". Users: 10,000 with 5–30 history items each, drawn
+from one or two base categories, so user vectors look like real ones (random vectors would make any ANN
+look broken). The server runs as its own process (`zsrec serve`, minilm encoder, so posted items are really
+encoded); the load generator (benchmarks/http_load.py) runs in this process, open-loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from http_load import Stream, percentile, run_load  # noqa: E402
+
+from zsrec.data.dataset import Dataset  # noqa: E402
+from zsrec.io import atomic_write_text  # noqa: E402
+
+SECTION_START, SECTION_END = "<!-- serving:start -->", "<!-- serving:end -->"
+N_USERS = 10_000
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def base_embeddings() -> tuple[np.ndarray, list[str], list[str]]:
+    """Real title embeddings (cached MiniLM) with their titles and top-two-level categories."""
+    from zsrec.data import load_dataset
+    from zsrec.demo import keep_popular_items
+    from zsrec.encoders.templates import ItemTextTemplate
+    from zsrec.models.embedding_source import EmbeddingSource
+
+    source = EmbeddingSource("minilm")
+    parts = [
+        load_dataset("amazon-lcrec:" + str(REPO.parent / "shared" / "data" / "amazon-scientific")),
+        keep_popular_items(load_dataset("completejourney"), 30),
+    ]
+    vectors = np.vstack([source.items(d.items, ItemTextTemplate()) for d in parts])
+    titles = [t for d in parts for t in d.items["title"].tolist()]
+    cats = [c for d in parts for c in d.category_at(2).tolist()]
+    return vectors, titles, cats
+
+
+def synthetic_catalog(
+    n: int, base: np.ndarray, titles: list[str], cats: list[str], seed: int
+) -> tuple[Dataset, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, len(base), n)
+    q = rng.integers(0, len(base), n)
+    a = rng.uniform(0.6, 0.9, n).astype(np.float32)[:, None]
+    vectors = np.empty((n, base.shape[1]), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        s = slice(start, start + 100_000)
+        v = a[s] * base[p[s]] + (1 - a[s]) * base[q[s]]
+        v += rng.normal(0, 0.01, v.shape).astype(np.float32)
+        vectors[s] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    items = pd.DataFrame(
+        {
+            "item_id": [f"s{j}" for j in range(n)],
+            "title": [f"{titles[i][:60]} / {titles[k][:40]}" for i, k in zip(p, q, strict=True)],
+            "category": [cats[i] or "Other" for i in p],
+            "description": "",
+            "brand": "",
+        }
+    )
+    codes, names = pd.factorize(items["category"])
+    by_cat = [np.flatnonzero(codes == c) for c in range(len(names))]
+    by_cat = [rows for rows in by_cat if len(rows) >= 30]
+    inter = []
+    for u in range(N_USERS):
+        chosen = rng.choice(len(by_cat), size=int(rng.integers(1, 3)), replace=False)
+        pool = np.concatenate([by_cat[c] for c in chosen])
+        hist = rng.choice(pool, size=min(len(pool), int(rng.integers(5, 31))), replace=False)
+        inter += [(u, int(i), float(t)) for t, i in enumerate(hist)]
+    interactions = pd.DataFrame(inter, columns=["user", "item", "timestamp"])
+    users = pd.DataFrame({"user_id": [f"user{u}" for u in range(N_USERS)], "profile": ""})
+    return Dataset(f"synthetic-{n}", items, users, interactions), vectors
+
+
+# -- server --------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(folder: Path, port: int, log: Path) -> tuple[subprocess.Popen, float]:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", "from zsrec.cli import main; main()", "serve", str(folder), "--port", str(port)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    while time.perf_counter() - start < 900:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
+        try:
+            get(port, "/health")
+            return proc, time.perf_counter() - start
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server did not start in 900 s")
+
+
+def get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def post(port: int, path: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+# -- measurements --------------------------------------------------------------------------------------------
+def api_recall(port: int, data: Dataset, vectors: np.ndarray, n_users: int, seed: int) -> float:
+    """recall@10 of /recommend (whatever index it uses) against exact top-10 by the same scoring, here."""
+    rng = np.random.default_rng(seed)
+    hist = data.histories()
+    users = rng.choice(N_USERS, size=n_users, replace=False)
+    hits = []
+    for u in users:
+        h = hist[u]
+        q = vectors[h].mean(axis=0)
+        q /= np.linalg.norm(q)
+        scores = vectors @ q
+        scores[h] = -np.inf
+        truth = {f"s{j}" for j in np.argpartition(-scores, 10)[:10]}
+        got = {i["item_id"] for i in post(port, "/recommend", {"user_id": f"user{u}", "k": 10})["items"]}
+        hits.append(len(truth & got) / 10)
+    return float(np.mean(hits))
+
+
+def hnsw_comparison(vectors: np.ndarray, seed: int) -> dict[str, float]:
+    """faiss HNSW (M=16, efConstruction=64) vs IVF as built by the service, in-process, same queries."""
+    import faiss
+
+    from zsrec.service.index import IndexSettings, IVFIndex, recall_at_k, sample_queries
+
+    faiss.omp_set_num_threads(2)
+    rows = np.arange(1, len(vectors) + 1)
+    queries = sample_queries(vectors, 200, seed + 7)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 1
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    ivf = IVFIndex.build(rows, vectors, IndexSettings())
+    out["ivf_build_s"] = time.perf_counter() - t
+    faiss.omp_set_num_threads(1)
+    t = time.perf_counter()
+    found = np.vstack([ivf.search(q[None], 10)[1] for q in queries])
+    out["ivf_query_ms"] = (time.perf_counter() - t) / len(queries) * 1000
+    out["ivf_recall"], out["ivf_nprobe"] = recall_at_k(found, truth), ivf.nprobe
+    faiss.omp_set_num_threads(2)
+    hnsw = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 64
+    t = time.perf_counter()
+    hnsw.add(vectors)
+    out["hnsw_build_s"] = time.perf_counter() - t
+    faiss.omp_set_num_threads(1)
+    hnsw.hnsw.efSearch = 64
+    t = time.perf_counter()
+    found = np.vstack([hnsw.search(q[None], 10)[1] for q in queries]) + 1
+    out["hnsw_query_ms"] = (time.perf_counter() - t) / len(queries) * 1000
+    out["hnsw_recall"] = recall_at_k(found, truth)
+    t = time.perf_counter()
+    for q in queries[:50]:
+        np.argpartition(-(vectors @ q), 10)[:10]
+    out["exact_query_ms"] = (time.perf_counter() - t) / 50 * 1000
+    return out
+
+
+def run_size(n: int, args: argparse.Namespace, base, titles, cats, work: Path) -> dict:
+    import psutil
+
+    from zsrec.service.bundle import write_service_folder_from_vectors
+
+    row: dict = {"items": n}
+    t = time.perf_counter()
+    data, vectors = synthetic_catalog(n, base, titles, cats, args.seed)
+    row["generate_s"] = time.perf_counter() - t
+    if args.compare_hnsw and n <= 200_000:
+        row["compare"] = hnsw_comparison(vectors, args.seed)
+    folder = work / f"service-{n}"
+    t = time.perf_counter()
+    from zsrec.encoders import load_encoder
+
+    model_id = load_encoder("minilm").model_id
+    write_service_folder_from_vectors(data, folder, vectors, encoder="minilm", encoder_model_id=model_id)
+    row["write_folder_s"] = time.perf_counter() - t
+    row["db_mib"] = (folder / "service.db").stat().st_size / 2**20
+    port = free_port()
+    proc, row["first_start_s"] = start_server(folder, port, work / f"server-{n}.log")
+    try:
+        health = get(port, "/health")
+        row["index"], row["tuned_recall"] = health["index"], health["index_recall_at_10"]
+        rng = np.random.default_rng(args.seed + 1)
+        rec = [
+            json.dumps({"user_id": f"user{u}", "k": 10}).encode()
+            for u in rng.integers(0, N_USERS, int(args.rate * args.duration) + 10)
+        ]
+        new = [
+            json.dumps(
+                {
+                    "items": [
+                        {"item_id": f"new{i}", "title": f"{titles[a]} {titles[b]}"[:200], "category": f"New > C{i % 5}"}
+                    ]
+                }
+            ).encode()
+            for i, (a, b) in enumerate(rng.integers(0, len(titles), (int(args.write_rate * args.duration) + 10, 2)))
+        ]
+        streams = [
+            Stream("recommend", "POST", "/recommend", args.rate, rec),
+            Stream("items", "POST", "/items", args.write_rate, new),
+        ]
+        t = time.perf_counter()
+        results = run_load("127.0.0.1", port, streams, args.duration)
+        wall = time.perf_counter() - t
+        row["rss_mib"] = psutil.Process(proc.pid).memory_info().rss / 2**20
+        for name, r in results.items():
+            row[name] = {
+                "sent": r.sent,
+                "ok": len(r.acknowledged),
+                "errors_5xx": sum(c for s, c in r.statuses.items() if s >= 500),
+                "other_status": {s: c for s, c in r.statuses.items() if s != 200},
+                "failed": r.failed,
+                "rps": len(r.acknowledged) / wall,
+                "p50_ms": percentile(r.latencies_ms, 50),
+                "p99_ms": percentile(r.latencies_ms, 99),
+            }
+        row["api_recall"] = api_recall(port, data, vectors, args.recall_users, args.seed + 2)
+        present = post(port, "/recommend", {"history": ["new0"], "k": 1, "exclude_seen": False})["items"]
+        row["posted_item_found"] = bool(present) and present[0]["item_id"] == "new0"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    t = time.perf_counter()
+    proc, row["restart_s"] = start_server(folder, port, work / f"server-{n}-restart.log")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)
+    if not args.keep:
+        shutil.rmtree(folder)
+    return row
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def markdown(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
+    cpu = os.cpu_count()
+    lines = [
+        "## Serving (`benchmarks/serving.py`)",
+        "",
+        f"`{' '.join(['python', 'benchmarks/serving.py', *sys.argv[1:]])}` — {time.strftime('%Y-%m-%d')}, "
+        f"{platform.machine()}, {cpu} CPU cores (shared with other jobs: load average "
+        f"{os.getloadavg()[0]:.1f} at the end), {seconds / 60:.1f} min in all.",
+        "",
+        f"Open-loop load over loopback: `/recommend` (a random known user, k=10) at {args.rate:g} req/s and "
+        f"`/items` (one new item, encoded by MiniLM in the server) at {args.write_rate:g} req/s, "
+        f"together for {args.duration:g} s. Latency counts from each request's scheduled time. "
+        "Catalog: real MiniLM title embeddings recombined (see the script's docstring); 10,000 users.",
+        "",
+        "| items | index | /recommend p50 / p99 ms | /recommend req/s ok | /items p50 / p99 ms | 5xx | server RSS MiB "
+        "| write folder s | first start s (index build) | restart s | recall@10 vs exact (tuning / API) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rec, items = r["recommend"], r["items"]
+        lines.append(
+            f"| {r['items']:,} | {r['index']} | {rec['p50_ms']:.1f} / {rec['p99_ms']:.1f} | {rec['rps']:.0f} | "
+            f"{items['p50_ms']:.1f} / {items['p99_ms']:.1f} | {rec['errors_5xx'] + items['errors_5xx']} | "
+            f"{r['rss_mib']:.0f} | {r['write_folder_s']:.0f} | {r['first_start_s']:.0f} | {r['restart_s']:.0f} | "
+            f"{r['tuned_recall']:.3f} / {r['api_recall']:.3f} |"
+        )
+    for r in rows:
+        if "compare" in r:
+            c = r["compare"]
+            lines += [
+                "",
+                f"Index choice at {r['items']:,} items (in-process, 1 thread per query, 200 user-like queries):",
+                "",
+                "| index | build s | query ms | recall@10 |",
+                "|---|---|---|---|",
+                f"| exact (NumPy) | 0 | {c['exact_query_ms']:.2f} | 1.000 |",
+                f"| faiss IVF-Flat, nprobe {c['ivf_nprobe']:.0f} (tuned) | {c['ivf_build_s']:.1f} | "
+                f"{c['ivf_query_ms']:.2f} | {c['ivf_recall']:.3f} |",
+                f"| faiss HNSW M=16, efC=64, ef=64 | {c['hnsw_build_s']:.1f} | {c['hnsw_query_ms']:.2f} | "
+                f"{c['hnsw_recall']:.3f} |",
+            ]
+    big = [r for r in rows if r["items"] >= 1_000_000]
+    if big:
+        r = big[0]
+        ok = r["recommend"]["p99_ms"] < 50 and r["recommend"]["rps"] >= 200 and r["api_recall"] >= 0.95
+        lines += [
+            "",
+            f"Acceptance (1M items, p99 < 50 ms at ≥ 200 req/s, recall@10 ≥ 0.95): **{'met' if ok else 'not met'}** "
+            f"in this run (p99 {r['recommend']['p99_ms']:.1f} ms at {r['recommend']['rps']:.0f} req/s, "
+            f"recall@10 {r['api_recall']:.3f}).",
+        ]
+    lines += ["", "Raw figures: `docs/serving_benchmark.json`."]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    path = REPO / "docs" / "benchmarks.md"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
+    block = f"{SECTION_START}\n{text.strip()}\n{SECTION_END}"
+    if SECTION_START in doc:
+        head, rest = doc.split(SECTION_START, 1)
+        doc = head + block + rest.split(SECTION_END, 1)[1]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    atomic_write_text(path, doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="catalog sizes, comma-separated")
+    parser.add_argument("--rate", type=float, default=200.0, help="/recommend requests per second")
+    parser.add_argument("--write-rate", type=float, default=5.0, help="/items requests per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per size")
+    parser.add_argument("--recall-users", type=int, default=200)
+    parser.add_argument("--compare-hnsw", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="keep the service folders")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    base, titles, cats = base_embeddings()
+    print(f"base: {len(base):,} real title embeddings", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="zsrec-serving-") as tmp:
+        for n in [int(s) for s in args.sizes.split(",")]:
+            rows.append(run_size(n, args, base, titles, cats, Path(tmp)))
+            print(json.dumps(rows[-1], default=str), flush=True)
+    text = markdown(rows, args, time.perf_counter() - start)
+    print(text)
+    if not args.no_write:
+        atomic_write_text(REPO / "docs" / "serving_benchmark.json", json.dumps(rows, indent=2, default=str) + "\n")
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
