@@ -19,6 +19,7 @@ class Stream:
     path: str
     rate: float  # requests per second
     bodies: list[bytes]  # one per request, sent in order; the stream ends when they run out
+    connections: int = 32  # most requests in flight; more wait (their wait counts in their latency)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class StreamResult:
     statuses: dict[int, int] = field(default_factory=dict)
     acknowledged: list[int] = field(default_factory=list)  # body positions answered 2xx
     failed: int = 0  # connection errors (e.g. the server was killed)
+    failed_at_s: list[float] = field(default_factory=list)  # when each failure happened, from the start
     sent: int = 0
 
 
@@ -59,14 +61,17 @@ async def _send(host: str, port: int, pool: asyncio.Queue, method: str, path: st
 
 async def _run_stream(host: str, port: int, stream: Stream, deadline: float, result: StreamResult) -> None:
     pool: asyncio.Queue = asyncio.Queue()
+    slots = asyncio.Semaphore(stream.connections)
     start = time.perf_counter()
     tasks = []
 
     async def one(i: int, scheduled: float) -> None:
         try:
-            status, _ = await _send(host, port, pool, stream.method, stream.path, stream.bodies[i])
+            async with slots:
+                status, _ = await _send(host, port, pool, stream.method, stream.path, stream.bodies[i])
         except (OSError, asyncio.IncompleteReadError, ValueError):
             result.failed += 1
+            result.failed_at_s.append(time.perf_counter() - start)
             return
         result.latencies_ms.append((time.perf_counter() - scheduled) * 1000)
         result.statuses[status] = result.statuses.get(status, 0) + 1
