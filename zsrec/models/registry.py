@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from zsrec.models.baselines import (
     RandomRecommender,
     TfidfRecommender,
 )
+from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, full_model, lora_model
@@ -64,6 +65,16 @@ def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
     return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
 
 
+def _cross_encoder(ctx: ModelContext) -> Recommender:
+    settings = CrossEncoderSettings(encoder=ctx.encoder)
+    fake = ctx.encoder.startswith("hashing") or (
+        ctx.embeddings is not None and ctx.embeddings.encoder.model_id.startswith("hashing")
+    )
+    if fake:  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
+        settings = replace(settings, backbone="tiny-random", training=replace(settings.training, threads=1))
+    return CrossEncoderRecommender(settings, embeddings=ctx.embeddings)
+
+
 def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
     def build(ctx: ModelContext) -> Recommender:
         fake = ctx.encoder.startswith("hashing") or (
@@ -94,6 +105,8 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "mlp-head": _head(MlpHeadRecommender),
     # fusion of members with weights tuned on validation categories (issue 5); default members: DEFAULT_MEMBERS
     "ensemble": _ensemble,
+    # a classifier re-ranking zero-shot's top candidates (issue 4, third part)
+    "cross-encoder": _cross_encoder,
     # the text encoder itself fine-tuned as a two-tower, LoRA adapters or every weight (issue 4, second part)
     "two-tower-lora": _finetuned("lora"),
     "two-tower-full": _finetuned("full"),
@@ -101,7 +114,7 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
 
 #: models that read item text (they need an encoder and show an encode step)
 TEXT_MODELS = frozenset(
-    {"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "ensemble"}
+    {"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "cross-encoder", "ensemble"}
     | {"two-tower-lora", "two-tower-full"}
 )
 
@@ -139,6 +152,7 @@ SAVED_MODEL_CLASSES: list[type[Recommender]] = [
     SeedLinearRecommender,
     TwoTowerRecommender,
     MlpHeadRecommender,
+    CrossEncoderRecommender,
     EnsembleRecommender,
 ]
 
