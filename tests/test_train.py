@@ -147,3 +147,21 @@ def test_a_trained_folder_reloads_in_a_fresh_process_with_identical_scores(shop_
     )
     subprocess.run([sys.executable, "-c", code, str(folder), str(tmp_path / "s.npy")], check=True)
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), here)
+
+
+def test_a_trained_text_model_folder_serves(shop_dir: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from zsrec.service.app import create_app
+
+    folder = tmp_path / "zs"
+    train(shop_dir, folder, "zero-shot-mean")
+    data = load_dataset(str(shop_dir))
+    with TestClient(create_app(folder)) as client:
+        health = client.get("/health")
+        assert health.status_code == 200, health.text
+        assert data.n_items in health.json().values(), health.json()  # the item count
+        user = str(data.users["user_id"].iloc[0])
+        response = client.post("/recommend", json={"user_id": user, "k": 3})
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == 3

@@ -403,7 +403,10 @@ def train(
     encoder: EncoderOpt = "minilm",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
-    """Train a model on a dataset's warm categories and save it as a folder that `evaluate` and `serve` read."""
+    """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
+
+    With a split protocol, the held-out test categories stay out of training, and `evaluate` with the same split
+    options accepts the folder; with `--protocol none` (the default) every interaction is used, for serving."""
     from zsrec.data import load_dataset
     from zsrec.data.splits import make_split
     from zsrec.evaluation.run import describe_split
@@ -455,7 +458,16 @@ def train(
                 members=member_names,
                 command=("zsrec", *sys.argv[1:]),
             )
-        save_model_folder(recommender, record, out, overwrite=overwrite)
+        serving = None  # text models' folders also carry what `zsrec serve` reads (catalog, vectors, histories)
+        if embeddings is not None:
+            from zsrec.service.bundle import ServingSettings, write_service_folder
+
+            seen = split.train if split is not None else data
+
+            def serving(folder: Path) -> None:
+                write_service_folder(seen, folder, embeddings, settings=ServingSettings(encoder=encoder))
+
+        save_model_folder(recommender, record, out, overwrite=overwrite, extra=serving)
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
     held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
     typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
@@ -555,7 +567,6 @@ def serve(
     from zsrec.service.app import create_app
 
     uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info")
-
 
 
 # -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
