@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from zsrec.service.app import ServiceConfig, create_app
 from zsrec.service.index import IndexSettings
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(st.characters(codec=None, exclude_categories=()), max_size=30) | st.sampled_from(
     ["u0", "i0", "i13", "Kitchen", "Outdoor > Tents", "", " ", "\ud800", "\x00", "../../etc/passwd"]
 )

@@ -77,7 +77,7 @@ def test_adds_while_recommending_lose_nothing_and_fail_nothing(folder: Path) -> 
         for t in readers:
             t.start()
         added = []
-        for n in range(60):
+        for n in range(30):
             item = {"item_id": f"new{n}", "title": f"camping tent lantern {n}", "category": f"Outdoor > New {n % 3}"}
             assert c.post("/items", json={"items": [item]}).status_code == 200
             added.append(item["item_id"])
