@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "tests"))
 
 from http_load import Stream, percentile, run_load  # noqa: E402
-from serving import free_port, post, start_server  # noqa: E402
+from serving import free_port, post, start_server, write_block  # noqa: E402
 
 
 def tiny_folder(path: Path) -> Path:
@@ -122,6 +122,21 @@ def crash_check(
     }
 
 
+def report(result: dict[str, object], args: argparse.Namespace) -> str:
+    verdict = "passed" if result["passed"] else "FAILED"
+    return (
+        f"### Crash check (`python benchmarks/crash_recovery.py {' '.join(sys.argv[1:])}`, "
+        f"{time.strftime('%Y-%m-%d')})\n\n"
+        f"{result['duration_s']:g} s of open-loop load (`/recommend` at {args.rate:g} req/s, `/items` at "
+        f"{args.write_rate:g} req/s with 1–3 new items each) on the tiny shop served through the IVF index; "
+        f"`kill -9` at {result['killed_at_s']:g} s. **{verdict}**: {result['recommend_answered']:,} recommendations "
+        f"answered, {result['items_acknowledged']:,} items acknowledged, {result['errors_5xx']} server errors, "
+        f"{result['connection_errors_before_kill']} connection errors before the kill, SQLite integrity check "
+        f"`{result['integrity_check']}`, restart {result['restart_s']:.1f} s, {result['n_missing']} acknowledged "
+        "items missing after the restart."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, help="a service folder to copy and load (default: the tiny shop)")
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, help="seconds into the load (default: 1 s before its end)")
     parser.add_argument("--rate", type=float, default=100.0, help="/recommend requests per second")
     parser.add_argument("--write-rate", type=float, default=20.0, help="/items requests per second")
+    parser.add_argument("--write", action="store_true", help="put the result into docs/benchmarks.md")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="zsrec-crash-") as tmp:
         folder = Path(tmp) / "model"
@@ -145,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=Path(tmp),
         )
     print(json.dumps(result, indent=2))
+    if args.write:
+        write_block("serving-crash", report(result, args))
     return 0 if result["passed"] else 1
 
 

@@ -553,6 +553,7 @@ def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs)."""
     # One BLAS thread per request (set before numpy loads); the service also limits it at start-up.
@@ -566,7 +567,7 @@ def serve(
 
     from zsrec.service.app import create_app
 
-    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info")
+    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
 
 
 # -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------

@@ -240,6 +240,7 @@ def save_snapshot(index: IVFIndex, folder: Path, *, generation: str, version: in
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a snapshot is as readable as the store beside it
         faiss.write_index(index.index, tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
