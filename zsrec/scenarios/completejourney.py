@@ -48,7 +48,7 @@ def purchase_lines(data: Dataset, folder: Path | None = None) -> pd.DataFrame:
         {
             "user": user[keep].astype(np.int64).to_numpy(),
             "item": item[keep].astype(np.int64).to_numpy(),
-            "timestamp": datetime_seconds(tx.loc[keep, "transaction_timestamp"]).to_numpy(),
+            "timestamp": np.asarray(datetime_seconds(tx.loc[keep, "transaction_timestamp"])),
             "basket": tx.loc[keep, "basket_id"].to_numpy(),
         }
     )
@@ -113,7 +113,7 @@ def coupon_cases(
     ts, users_col, items_col = (lines[c].to_numpy() for c in ("timestamp", "user", "item"))
     cases, histories = [], []
     for cid, start_date in zip(descriptions["campaign_id"], descriptions["start_date"], strict=True):
-        start = float(datetime_seconds(pd.Series([start_date])).iloc[0])
+        start = float(np.asarray(datetime_seconds(pd.Series([start_date])))[0])
         if start < first + min_weeks_before * 7 * 86400:
             continue
         recipients = [user_index.get(str(h)) for h in campaigns.loc[campaigns["campaign_id"] == cid, "household_id"]]
