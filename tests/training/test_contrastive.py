@@ -16,10 +16,12 @@ from zsrec.models.finetuned import FinetuneSettings, LoraSettings, load_tower
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter
 from zsrec.training.contrastive import (
     ContrastiveSettings,
+    _batches,
     build_pairs,
     history_text,
     in_batch_loss,
     train_contrastive,
+    user_vectors,
     validation_ndcg,
     validation_task,
 )
@@ -67,16 +69,33 @@ def test_in_batch_loss_known_answer_and_duplicate_masking() -> None:
 
 def test_pairs_leave_out_the_targets_category() -> None:
     shop = tiny_shop()
-    titles = shop.items["title"].tolist()
     category = shop.category_at(2)
-    pairs = build_pairs(shop, titles, ContrastiveSettings(level=2, history_items=10))
+    pairs = build_pairs(shop, ContrastiveSettings(level=2, history_items=10))
     assert len(pairs) == len(shop.interactions)  # everyone has history in other categories
-    for text, item in zip(pairs.user_texts, pairs.items, strict=True):
-        own = {titles[i] for i in np.flatnonzero(category == category[item])}
-        assert not own & set(text.split("; "))
+    for history, item, group in zip(pairs.histories, pairs.items, pairs.groups, strict=True):
+        assert len(history) and not (category[history] == category[item]).any()
+        assert (category[pairs.items[pairs.groups == group]] == category[item]).all()
     assert history_text(["a", "b", "c"], np.array([0, 1, 2]), 2) == "c; b"  # most recent first
-    capped = build_pairs(shop, titles, ContrastiveSettings(level=2, max_pairs=7))
-    assert len(capped) == 7
+    capped = build_pairs(shop, ContrastiveSettings(level=2, max_pairs=7, history_items=1))
+    assert len(capped) == 7 and all(len(h) == 1 for h in capped.histories)
+
+
+def test_category_batches_hold_one_category_each() -> None:
+    pairs = build_pairs(tiny_shop(), ContrastiveSettings(level=2))
+    batches = _batches(pairs, ContrastiveSettings(batching="category", batch_size=5), np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(pairs)))
+    assert all(len(set(pairs.groups[b].tolist())) == 1 and len(b) <= 5 for b in batches)
+
+
+def test_items_user_side_is_the_mean_of_history_item_vectors(bert_folder) -> None:
+    tower = tower_for(bert_folder)
+    vectors = np.eye(4, tower.dim, dtype=np.float32)
+    settings = ContrastiveSettings(user_side="items", history_items=2)
+    out = user_vectors(tower, [np.array([0, 1, 2]), np.array([3]), np.array([], dtype=np.int64)], [], vectors, settings)
+    expected = np.zeros((3, tower.dim), dtype=np.float32)
+    expected[0, [1, 2]] = 1 / np.sqrt(2)  # the two most recent items only
+    expected[1, 3] = 1.0
+    np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
@@ -93,8 +112,9 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
     assert log["trainable_params"] == sum(p.numel() for p in tower.parameters())
     best = log["best_validation_ndcg@10"]
     assert best == max(e["validation_ndcg@10"] for e in log["epochs"])
-    task = validation_task(shop, shop.items["title"].tolist(), settings)
-    assert validation_ndcg(tower, task, TEMPLATE.render(shop.items), settings) == pytest.approx(best)
+    task = validation_task(shop, settings)
+    titles = shop.items["title"].tolist()
+    assert validation_ndcg(tower, task, titles, TEMPLATE.render(shop.items), settings) == pytest.approx(best)
     # validation categories are held out of training: the pairs came from the rest only
     assert log["pairs"] < len(shop.interactions)
     if log["best_epoch"] > 0:
@@ -115,10 +135,19 @@ def test_lora_trains_only_the_adapter(bert_folder) -> None:
     assert all("lora_" in n for n, p in tower.named_parameters() if p.requires_grad)
 
 
-def test_adversarial_training_runs_and_logs_both_losses(bert_folder) -> None:
+@pytest.mark.parametrize("user_side", ["text", "items"])
+def test_adversarial_training_runs_and_logs_both_losses(bert_folder, user_side) -> None:
     shop = tiny_shop()
     adv = AdversarialSettings(method="pgd", epsilon=0.5, steps=2, augment=("typos", "stuffing"), augment_prob=0.5)
-    settings = ContrastiveSettings(epochs=1, batch_size=8, level=2, min_validation_users=10_000, adversarial=adv)
+    settings = ContrastiveSettings(
+        epochs=1,
+        batch_size=8,
+        level=2,
+        min_validation_users=10_000,
+        adversarial=adv,
+        user_side=user_side,
+        batching="category",
+    )
     log = train_contrastive(tower_for(bert_folder), shop, TEMPLATE, settings)
     entry = log["epochs"][0]
     assert entry["adversarial_loss"] > 0 and entry["loss"] > 0

@@ -15,6 +15,7 @@ exposed for reuse (`text_encoder()`) has its own `model_id`, the base id plus a 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter
 from zsrec.io import atomic_write_bytes, atomic_write_text
 from zsrec.models.base import Recommender
-from zsrec.training.contrastive import ContrastiveSettings, TextTower, train_contrastive, user_texts
+from zsrec.training.contrastive import ContrastiveSettings, TextTower, train_contrastive, user_vectors
 
 MODES = ("lora", "full")
 TINY_RANDOM = "tiny-random"  # a seeded random 2-layer BERT with MiniLM's tokenizer: contract tests, smoke runs
@@ -253,18 +254,36 @@ class FinetunedTwoTower(Recommender):
         todo = np.unique(users[~self.user_encoded_[users]])
         if len(todo) == 0:
             return
-        t = self.settings.training
-        titles = self._titles()
-        texts = user_texts(titles, [self.histories_[int(u)] for u in todo], t.history_items)
-        self.user_vectors_[todo] = self.tower_.encode(texts, t.user_max_length, t.encode_batch_size)
+        histories = [self.histories_[int(u)] for u in todo]
+        vectors = user_vectors(self.tower_, histories, self.item_titles_, self.item_vectors_, self.settings.training)
+        self.user_vectors_[todo] = vectors
         self.user_encoded_[todo] = True
-
-    def _titles(self) -> list[str]:
-        return self.item_titles_
 
     def _remember(self, data: Dataset) -> None:
         super()._remember(data)
         self.item_titles_ = data.items["title"].astype(str).tolist()
+
+    def with_item_text(self, data: Dataset) -> FinetunedTwoTower:
+        """The same fine-tuned encoder and users reading `data.items`' text (same catalog, e.g. tampered
+        titles): item vectors re-encoded, nothing retrained. Used by the robustness evaluation."""
+        self._check_fitted()
+        if data.n_items != self.n_items_:
+            raise ConfigError(f"with_item_text needs the same catalog ({self.n_items_} items), got {data.n_items}")
+        t = self.settings.training
+        other = copy.copy(self)
+        other.item_titles_ = data.items["title"].astype(str).tolist()
+        other.item_vectors_ = self.tower_.encode(
+            self.settings.template.render(data.items), t.item_max_length, t.encode_batch_size
+        )
+        changed_titles = np.asarray(other.item_titles_) != np.asarray(self.item_titles_)
+        other.user_vectors_ = self.user_vectors_.copy()
+        other.user_encoded_ = self.user_encoded_.copy()
+        if t.user_side == "items":  # users are means of item vectors: all re-derived on next use
+            other.user_encoded_[:] = False
+        elif changed_titles.any():  # a user whose history title changed is re-encoded on next use
+            touched = [u for u, h in enumerate(self.histories_) if len(h) and changed_titles[h].any()]
+            other.user_encoded_[touched] = False
+        return other
 
     def text_encoder(self, kind: str = "passage") -> FinetunedTextEncoder:
         """The fine-tuned encoder as a `TextEncoder` (own model id), e.g. for an `EmbeddingSource`."""

@@ -52,7 +52,7 @@ class AdversarialSettings:
     # negatives: other training items stuffed with the user's own keywords.
     augment: tuple[str, ...] = ()
     augment_prob: float = 0.3  # chance that a training text gets one of the `augment` perturbations
-    stuffing_words: int = 8  # "stuffing": at most this many foreign frequent words stuffed into a negative
+    stuffing_words: int = 10  # "stuffing": at most this many foreign frequent words stuffed into a negative
     seed: int = 0  # seed of the augmentation draws
 
     def __post_init__(self) -> None:

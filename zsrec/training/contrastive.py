@@ -36,6 +36,8 @@ from zsrec.evaluation.run import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 
 PAIR_HISTORIES = ("other-categories", "leave-one-out")
+USER_SIDES = ("text", "items")
+BATCHINGS = ("random", "category")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class ContrastiveSettings:
     # Input history of a pair: "other-categories" (the user's items outside the target's category) or
     # "leave-one-out" (every other item of the user).
     pair_history: str = "other-categories"
+    # The user side: "text" = the recent history titles as one query text; "items" = the normalised mean of
+    # the recent history items' vectors from the same encoder (zero-shot-mean's user, fine-tuned).
+    user_side: str = "text"
+    # "random" batches, or "category": each batch's targets share a category, so the in-batch negatives are
+    # items of the positive's own category, as when ranking the items of a new category.
+    batching: str = "random"
     patience: int = 1  # stop after this many epochs without a better validation NDCG@10
     level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
     validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
@@ -82,6 +90,10 @@ class ContrastiveSettings:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
+        if self.user_side not in USER_SIDES:
+            raise ConfigError(f"user_side must be one of {USER_SIDES}, got {self.user_side!r}")
+        if self.batching not in BATCHINGS:
+            raise ConfigError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
         if self.pair_history not in PAIR_HISTORIES:
             raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
         if self.level is not None and self.level < 1:
@@ -166,35 +178,34 @@ def user_texts(titles: Sequence[str], histories: Sequence[np.ndarray], n: int) -
 
 @dataclass(frozen=True)
 class ContrastivePairs:
-    """(user text → target item) pairs, with each target's category for stuffing augmentation."""
+    """(input history → target item) pairs; each input history is already cut to its recent items."""
 
-    user_texts: list[str]
+    histories: list[np.ndarray]  # per pair, the input history's item indexes (oldest first)
     items: np.ndarray  # (n,) target item indexes
+    groups: np.ndarray  # (n,) category (index) of each target, for "category" batches
 
     def __len__(self) -> int:
         return len(self.items)
 
 
-def build_pairs(data: Dataset, titles: Sequence[str], settings: ContrastiveSettings) -> ContrastivePairs:
+def build_pairs(data: Dataset, settings: ContrastiveSettings) -> ContrastivePairs:
     """One pair per sampled interaction whose user keeps some history once the removed part is gone."""
     level = settings.level or default_validation_level(data)
-    category = data.category_at(level)
+    _, category = np.unique(data.category_at(level).astype(str), return_inverse=True)
     rng = np.random.default_rng(settings.seed)
-    histories = data.histories()
+    all_histories = data.histories()
     users = data.interactions["user"].to_numpy()
-    order = rng.permutation(len(users))
-    texts, items = [], []
-    for row in order:
-        u = int(users[row])
-        history = histories[u]
-        target = int(data.interactions["item"].iat[row])
+    targets = data.interactions["item"].to_numpy()
+    histories, items = [], []
+    for row in rng.permutation(len(users)):
+        history, target = all_histories[int(users[row])], int(targets[row])
         if settings.pair_history == "leave-one-out":
             rest = history[history != target]
         else:
             rest = history[category[history] != category[target]]
         if len(rest) == 0:
             continue
-        texts.append(history_text(titles, rest, settings.history_items))
+        histories.append(rest[-settings.history_items :])
         items.append(target)
         if len(items) >= settings.max_pairs:
             break
@@ -203,7 +214,36 @@ def build_pairs(data: Dataset, titles: Sequence[str], settings: ContrastiveSetti
             f"no training pairs: no user has history outside a target's category ({settings.pair_history=}); "
             "try pair_history='leave-one-out'"
         )
-    return ContrastivePairs(texts, np.asarray(items, dtype=np.int64))
+    items_arr = np.asarray(items, dtype=np.int64)
+    return ContrastivePairs(histories, items_arr, category[items_arr])
+
+
+def user_vectors(
+    tower: TextTower,
+    histories: Sequence[np.ndarray],
+    titles: Sequence[str],
+    item_vectors: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    settings: ContrastiveSettings,
+) -> np.ndarray:
+    """Users' vectors (len(histories), d) without gradients, as `settings.user_side` defines them.
+
+    Args:
+        item_vectors: for "items", the item vectors (n_items, d), or a function from item indexes to theirs.
+    """
+    if settings.user_side == "text":
+        texts = user_texts(titles, histories, settings.history_items)
+        return tower.encode(texts, settings.user_max_length, settings.encode_batch_size)
+    recent = [np.asarray(h, dtype=np.int64)[-settings.history_items :] for h in histories]
+    needed = np.unique(np.concatenate(recent)) if recent else np.empty(0, dtype=np.int64)
+    vectors = item_vectors(needed) if callable(item_vectors) else np.asarray(item_vectors)[needed]
+    row = np.full(int(needed.max()) + 1 if len(needed) else 0, -1, dtype=np.int64)
+    row[needed] = np.arange(len(needed))
+    out = np.zeros((len(histories), tower.dim), dtype=np.float32)
+    for u, h in enumerate(recent):
+        if len(h):
+            out[u] = vectors[row[h]].mean(0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1.0, norms)
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -212,7 +252,7 @@ class ContrastiveValidation:
     """Validation categories held out of the training data, with a seeded sample of their users."""
 
     split: EvalSplit
-    user_texts: list[str]  # per split.test_users
+    histories: list[np.ndarray]  # per split.test_users, their history outside the validation categories
     seed: int
 
     def describe(self) -> dict[str, Any]:
@@ -224,9 +264,7 @@ class ContrastiveValidation:
         }
 
 
-def validation_task(
-    data: Dataset, titles: Sequence[str], settings: ContrastiveSettings
-) -> ContrastiveValidation | None:
+def validation_task(data: Dataset, settings: ContrastiveSettings) -> ContrastiveValidation | None:
     """The first seeded validation fold of `data` (None when it has too few users), users capped."""
     splits, _ = validation_category_splits(
         data,
@@ -247,17 +285,25 @@ def validation_task(
         )
         split = replace(split, test_users=split.test_users[keep], targets=[split.targets[k] for k in keep])
     histories = split.train.histories()
-    texts = [history_text(titles, histories[int(u)], settings.history_items) for u in split.test_users]
-    return ContrastiveValidation(split, texts, settings.seed)
+    return ContrastiveValidation(split, [histories[int(u)] for u in split.test_users], settings.seed)
 
 
 def validation_ndcg(
-    tower: TextTower, task: ContrastiveValidation, item_texts: Sequence[str], settings: ContrastiveSettings
+    tower: TextTower,
+    task: ContrastiveValidation,
+    titles: Sequence[str],
+    item_texts: Sequence[str],
+    settings: ContrastiveSettings,
 ) -> float:
     """Mean NDCG@10 over the validation users, ranking the validation categories' items by cosine."""
     split = task.split
-    users = tower.encode(task.user_texts, settings.user_max_length, settings.encode_batch_size)
-    items = tower.encode([item_texts[int(i)] for i in split.new_items], settings.item_max_length)
+
+    def encode_items(idx: np.ndarray) -> np.ndarray:
+        texts = [item_texts[int(i)] for i in idx]
+        return tower.encode(texts, settings.item_max_length, settings.encode_batch_size)
+
+    users = user_vectors(tower, task.histories, titles, encode_items, settings)
+    items = encode_items(split.new_items)
     scores = users @ items.T
     ranks, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
     return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
@@ -300,9 +346,9 @@ def train_contrastive(
     started = time.perf_counter()
     try:
         torch.manual_seed(s.seed)
-        task = validation_task(data, titles, s)
+        task = validation_task(data, s)
         train_data = data if task is None else task.split.train
-        pairs = build_pairs(train_data, titles, s)
+        pairs = build_pairs(train_data, s)
         level = s.level or default_validation_level(data)
         augmenter = TextAugmenter.for_training(
             data.items, data.category_at(level), pairs.items, template, s.adversarial
@@ -317,7 +363,7 @@ def train_contrastive(
                 f"validation: {len(task.split.test_users)} users, {len(task.split.new_items)} items of "
                 f"{len(task.split.heldout_categories)} categories held out of the training data"
             )
-            validate = lambda: validation_ndcg(tower, task, item_texts, s)  # noqa: E731
+            validate = lambda: validation_ndcg(tower, task, titles, item_texts, s)  # noqa: E731
         log: list[dict[str, Any]] = []
         best_epoch, best, best_state, stopped_early = s.epochs, float("-inf"), None, False
         if validate is not None:
@@ -327,7 +373,10 @@ def train_contrastive(
         rng = np.random.default_rng(s.seed)
         for epoch in range(1, s.epochs + 1):
             start = time.perf_counter()
-            entry = {"epoch": epoch, **_train_epoch(tower, pairs, item_texts, optimizer, augmenter, s, rng, reporter)}
+            entry = {
+                "epoch": epoch,
+                **_train_epoch(tower, pairs, titles, item_texts, optimizer, augmenter, s, rng, reporter),
+            }
             if validate is not None:
                 entry["validation_ndcg@10"] = value = validate()
                 if value > best:
@@ -362,6 +411,7 @@ def train_contrastive(
 def _train_epoch(
     tower: TextTower,
     pairs: ContrastivePairs,
+    titles: Sequence[str],
     item_texts: Sequence[str],
     optimizer: torch.optim.Optimizer,
     augmenter: TextAugmenter,
@@ -371,20 +421,18 @@ def _train_epoch(
 ) -> dict[str, float]:
     """One pass over the pairs in shuffled batches; returns the mean clean (and adversarial) loss."""
     tower.train()
-    order = rng.permutation(len(pairs))
-    batches = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
-    batches = [b for b in batches if len(b) >= 2]  # a lone pair has no negative
+    batches = [b for b in _batches(pairs, s, rng) if len(b) >= 2]  # a lone pair has no negative
     totals: dict[str, float] = {}
     seen = 0
     with reporter.progress(f"training epoch ({len(pairs)} pairs)", len(pairs)) as advance:
         for batch in batches:
-            users = [pairs.user_texts[i] for i in batch]
+            histories = [pairs.histories[i] for i in batch]
             positives = pairs.items[batch]
             texts = [augmenter.positive(item_texts[int(i)], int(i), rng) for i in positives]
             extra_texts, extra_ids = augmenter.negatives(positives, rng)  # stuffed hard negatives
             ids = torch.as_tensor(np.concatenate([positives, extra_ids]), device=tower.device)
 
-            loss_fn = partial(_batch_loss, tower, users, texts + extra_texts, ids, s)
+            loss_fn = partial(_batch_loss, tower, histories, titles, item_texts, texts + extra_texts, ids, s)
             optimizer.zero_grad(set_to_none=True)
             losses = backward_with_attack(tower.model, loss_fn, s.adversarial)
             if s.max_grad_norm > 0:
@@ -398,11 +446,34 @@ def _train_epoch(
 
 
 def _batch_loss(
-    tower: TextTower, users: list[str], items: list[str], ids: torch.Tensor, s: ContrastiveSettings
+    tower: TextTower,
+    histories: list[np.ndarray],
+    titles: Sequence[str],
+    item_texts: Sequence[str],
+    items: list[str],
+    ids: torch.Tensor,
+    s: ContrastiveSettings,
 ) -> torch.Tensor:
-    u = tower(users, s.user_max_length)  # (B, d)
     v = tower(items, s.item_max_length)  # (B + E, d): positives, then stuffed negatives
+    if s.user_side == "text":
+        u = tower(user_texts(titles, histories, s.history_items), s.user_max_length)  # (B, d)
+    else:  # mean of the history items' vectors, with gradients through the encoder
+        flat = [item_texts[int(i)] for h in histories for i in h]
+        segment = torch.as_tensor(np.repeat(np.arange(len(histories)), [len(h) for h in histories]), device=v.device)
+        history = tower(flat, s.item_max_length)  # (sum of lengths, d)
+        u = F.normalize(torch.zeros(len(histories), v.shape[1], device=v.device).index_add(0, segment, history), dim=-1)
     return in_batch_loss(u, v, ids, s.temperature)
+
+
+def _batches(pairs: ContrastivePairs, s: ContrastiveSettings, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches of pair indexes, shuffled; with "category" batching each batch is one category's."""
+    order = rng.permutation(len(pairs))
+    if s.batching == "random":
+        return [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+    order = order[np.argsort(pairs.groups[order], kind="stable")]
+    bounds = np.flatnonzero(np.diff(pairs.groups[order])) + 1
+    batches = [g[i : i + s.batch_size] for g in np.split(order, bounds) for i in range(0, len(g), s.batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _trainable_state(tower: TextTower) -> dict[str, torch.Tensor]:
