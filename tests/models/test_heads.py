@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -240,3 +241,14 @@ def test_bad_head_settings_name_the_setting() -> None:
 def test_head_settings_round_trip_through_json_dict() -> None:
     s = HeadSettings(profile_weight=0.5, item_prior=True, training=HeadTrainingSettings(loss="bpr", seed=3))
     assert HeadSettings.from_dict(s.to_dict()) == s
+
+
+def test_each_epoch_is_reported_as_it_ends(embeddings, split) -> None:
+    training = replace(FAST, seed=1, min_validation_users=5, min_history=1, patience=2, epochs=3)
+    model = _head("two-tower-head", embeddings, training)
+    lines: list[str] = []
+    model.reporter = SimpleNamespace(message=lines.append)
+    model.fit(split.train)
+    epochs = [e["epoch"] for e in model.training_log_["epochs"]]
+    assert [line.split(",")[0] for line in lines] == [f"two-tower-head epoch {e}" for e in epochs]
+    assert all("validation NDCG@10" in line for line in lines)

@@ -211,7 +211,9 @@ class HeadRecommender(Recommender):
             log = train_head(head, build_training_pairs(data, self.item_vectors_, t, **profile), items, t)
         else:
             pairs = build_training_pairs(task.split.train, self.item_vectors_, t, **profile)
-            log = train_head(head, pairs, items, t, validate=lambda h: validation_ndcg(h, task))
+            log = train_head(
+                head, pairs, items, t, validate=lambda h: validation_ndcg(h, task), on_epoch=self._report_epoch
+            )
             if t.refit and log["best_epoch"] > 0:
                 torch.manual_seed(t.seed)
                 head = self.new_head(dim)
@@ -222,6 +224,14 @@ class HeadRecommender(Recommender):
         self.training_log_ = log
         self.user_vectors_ = self._user_vectors()
         return self
+
+    def _report_epoch(self, entry: dict[str, Any]) -> None:
+        if self.reporter is None:
+            return
+        loss = "" if entry.get("loss") is None else f", loss {entry['loss']:.4f}"
+        ndcg = entry.get("validation_ndcg@10")
+        valid = "" if ndcg is None else f", validation NDCG@10 {ndcg:.4f}"
+        self.reporter.message(f"{self.name} epoch {entry['epoch']}{loss}{valid} ({entry['seconds']:.1f}s)")
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()

@@ -305,9 +305,11 @@ def train_head(
     *,
     validate: Callable[[ScoringHead], float] | None = None,
     epochs: int | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train `head` in place. With `validate` (higher is better), stop after `patience` epochs without a
-    better value and leave the best epoch's weights in `head` (epoch 0 = the untrained head).
+    better value and leave the best epoch's weights in `head` (epoch 0 = the untrained head). `on_epoch`
+    receives each epoch's log entry as it is made (the CLI prints it).
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
     "best_validation_ndcg@10", "stopped_early"}.
@@ -324,6 +326,8 @@ def train_head(
         if validate is not None:
             best_epoch, best = 0, validate(head.eval())
             log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
+            if on_epoch is not None:
+                on_epoch(log[-1])
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             entry: dict[str, Any] = {"epoch": epoch, "loss": _train_epoch(head, pairs, item_vectors, optimizer, s, gen)}
@@ -333,6 +337,8 @@ def train_head(
                     best_epoch, best, best_state = epoch, value, _copy(head)
             entry["seconds"] = time.perf_counter() - start
             log.append(entry)
+            if on_epoch is not None:
+                on_epoch(entry)
             if validate is not None and epoch - best_epoch >= s.patience:
                 stopped_early = epoch < epochs
                 break
