@@ -552,6 +552,7 @@ def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs)."""
     # One BLAS thread per request (set before numpy loads); the service also limits it at start-up.
@@ -565,10 +566,130 @@ def serve(
 
     from zsrec.service.app import create_app
 
-    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info")
+    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
 
 
 # -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
+ScenarioLevelOpt = Annotated[int, typer.Option(help="Category level (1 = top).")]
+
+
+def _scenario_data(dataset: str, encoder: str, reporter: ConsoleReporter):  # -> (Dataset, EmbeddingSource)
+    """Load the dataset and the encoder for a scenario command (the encoder first: a bad one fails fast)."""
+    from zsrec.data import load_dataset
+
+    embeddings = _embeddings_for(["zero-shot-mean"], encoder, reporter)
+    with reporter.progress(f"loading {dataset}", None):
+        data = load_dataset(dataset)
+    for line in data.warnings:
+        reporter.warning(line)
+    return data, embeddings
+
+
+@app.command()
+def audience(
+    dataset: DatasetArg,
+    text: Annotated[str | None, typer.Option(help="The ad: a text (a campaign, a new product).")] = None,
+    items: Annotated[str | None, typer.Option(help="The ad: comma-separated item ids it promotes.")] = None,
+    category: Annotated[str | None, typer.Option(help="The ad: a category (path or unique name at --level).")] = None,
+    level: ScenarioLevelOpt = 2,
+    k: Annotated[int, typer.Option("--k", help="How many users to list.")] = 10,
+    temperature: Annotated[
+        float, typer.Option(help="Soft-count temperature: smaller counts only closer items.")
+    ] = 0.05,
+    encoder: EncoderOpt = "minilm",
+) -> None:
+    """Rank users for an ad: who bought most things close to it (zero-shot, nothing learned from responses)."""
+    from zsrec.scenarios.audience import AudienceSettings
+    from zsrec.scenarios.report import audience_lines
+    from zsrec.scenarios.tasks import audience as rank
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        settings = AudienceSettings(temperature=temperature)
+        ids = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
+        data, embeddings = _scenario_data(dataset, encoder, reporter)
+        ad, members = rank(
+            data, embeddings, text=text, items=ids, category=category, level=level, k=k, settings=settings
+        )
+    for line in audience_lines(ad, members):
+        typer.echo(line)
+
+
+@app.command()
+def similar(
+    dataset: DatasetArg,
+    item: Annotated[str, typer.Option("--item", help="Id of the item to start from.", show_default=False)],
+    other_categories: Annotated[
+        bool, typer.Option("--other-categories", help="Only items outside the item's own category at --level.")
+    ] = False,
+    level: Annotated[int, typer.Option(help="Category level for --other-categories (1 = top).")] = 1,
+    k: Annotated[int, typer.Option("--k", help="How many items to list.")] = 10,
+    encoder: EncoderOpt = "minilm",
+) -> None:
+    """Items whose text is closest to one item's, optionally only in other categories (cross-category)."""
+    from zsrec.scenarios.report import similar_lines
+    from zsrec.scenarios.tasks import similar as find_similar
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        data, embeddings = _scenario_data(dataset, encoder, reporter)
+        query, found = find_similar(data, embeddings, item, k=k, other_categories=other_categories, level=level)
+    for line in similar_lines(query, found, other_categories=other_categories, level=level):
+        typer.echo(line)
+
+
+@app.command()
+def forecast(
+    dataset: DatasetArg,
+    category: Annotated[
+        str | None, typer.Option(help="A category of the dataset, forecast as if it were new (its sales hidden).")
+    ] = None,
+    text: Annotated[str | None, typer.Option(help="A new category described in words.")] = None,
+    level: ScenarioLevelOpt = 2,
+    n_items: Annotated[
+        int | None, typer.Option(help="--text: items the new category will have (default: the median category).")
+    ] = None,
+    calibration: Annotated[str, typer.Option(help="platt or isotonic, fitted on validation categories.")] = "platt",
+    encoder: EncoderOpt = "minilm",
+) -> None:
+    """How many users will adopt a new category: the sum of calibrated P(user adopts category)."""
+    from zsrec.scenarios.adoption import AdoptionSettings
+    from zsrec.scenarios.report import forecast_lines
+    from zsrec.scenarios.tasks import forecast as run_forecast
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        settings = AdoptionSettings(level=level, calibration=calibration)
+        data, embeddings = _scenario_data(dataset, encoder, reporter)
+        reporter.message("calibrating category probabilities on validation categories")
+        result = run_forecast(
+            data, embeddings, category=category, text=text, level=level, n_items=n_items, settings=settings
+        )
+    for line in forecast_lines(category or repr(text), result):
+        typer.echo(line)
+
+
+@app.command()
+def profile(
+    dataset: DatasetArg,
+    user: Annotated[str, typer.Option("--user", help="Id of the user to profile.", show_default=False)],
+    level: ScenarioLevelOpt = 2,
+    k: Annotated[int, typer.Option("--k", help="How many interest tags.")] = 5,
+    new_only: Annotated[bool, typer.Option("--new-only", help="Only categories the user has not bought yet.")] = False,
+    encoder: EncoderOpt = "minilm",
+) -> None:
+    """A user's top interest tags (category names, scored zero-shot) and the history items behind each."""
+    from zsrec.scenarios.report import profile_lines
+    from zsrec.scenarios.tasks import profile as interest_profile
+
+    reporter = ConsoleReporter(_stderr())
+    with _user_errors():
+        data, embeddings = _scenario_data(dataset, encoder, reporter)
+        tags = interest_profile(data, embeddings, user, level=level, k=k, new_only=new_only)
+    for line in profile_lines(user, tags, new_only=new_only):
+        typer.echo(line)
 
 
 def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter) -> None:
