@@ -28,7 +28,7 @@ def two_department_shop(seed: int = 0) -> Dataset:
     """30 campers and 30 cooks; each buys 2 of the 3 items in 6 of the 8 categories of their own department,
     and 2 to 19 grocery items.
 
-    User u is a camper when u is even, so every category is adopted by about 3/4 of its department's users
+    User u is a camper when u is even, so every category is adopted by 22 or 23 of its department's 30 users
     and by nobody else. Timestamps are the event order.
     """
     rows = [
@@ -50,13 +50,15 @@ def two_department_shop(seed: int = 0) -> Dataset:
     events = []
     for u in range(N_USERS):
         dept = "Outdoor" if u % 2 == 0 else "Kitchen"
-        for cat in rng.choice(DEPARTMENTS[dept][1], size=6, replace=False):
+        grocery = items.index[items["category"].str.startswith("Grocery")].to_numpy()
+        for i in rng.choice(grocery, size=int(rng.integers(2, 20)), replace=False):  # groceries first
+            events.append((u, int(i), float(len(events))))
+        cats = DEPARTMENTS[dept][1]
+        skipped = {cats[2 * ((u // 2) % 4)], cats[2 * ((u // 2) % 4) + 1]}  # each category: a quarter skips it
+        for cat in [c for c in cats if c not in skipped]:
             idx = items.index[items["category"] == f"{dept} > {cat}"].to_numpy()
             for i in rng.choice(idx, size=2, replace=False):
                 events.append((u, int(i), float(len(events))))
-        grocery = items.index[items["category"].str.startswith("Grocery")].to_numpy()
-        for i in rng.choice(grocery, size=int(rng.integers(2, 20)), replace=False):
-            events.append((u, int(i), float(len(events))))
     inter = pd.DataFrame(events, columns=["user", "item", "timestamp"])
     users = pd.DataFrame({"user_id": [f"u{u}" for u in range(N_USERS)]})
     users["profile"] = ""

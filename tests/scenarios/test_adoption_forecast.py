@@ -46,8 +46,8 @@ def test_forecast_is_close_to_the_real_number_of_adopters(adoption, shop2, split
     users = eligible_users(split.train, 3)
     actual = adoption_labels(shop2, users, 2, list(NEW)).sum(axis=0)
     got = [f.expected_adopters for f in forecast_categories(adoption, list(NEW))]
-    # about 4 of 5 of each department's 30 users adopt each of its categories
-    assert np.all(actual >= 15)
+    # about 3 of 4 of each department's 30 users adopt each of its categories
+    assert np.all(actual >= 10)
     # within 30%: calibration pairs come from validation folds, where removing the held-out categories also
     # shortens their adopters' histories, which biases the forecast a little low on a shop this small
     assert np.all(np.abs(np.asarray(got) - actual) <= 0.3 * actual)
