@@ -1,7 +1,8 @@
 """Two-tower recommenders whose text encoder itself is fine-tuned: `two-tower-lora` and `two-tower-full`.
 
-A user is the text of their recent history titles, an item its catalog text; both go through one shared
-transformer (mean-pooled, normalised) and the score is their cosine. `fit` fine-tunes the encoder on the
+An item is its catalog text, a user the mean of their recent history items' vectors (or the text of their
+recent history titles, `user_side="text"`); one shared transformer (mean-pooled, normalised) encodes both,
+and the score is the cosine. `fit` fine-tunes the encoder on the
 interactions it is given (`zsrec.training.contrastive`: in-batch negatives, early stopping on validation
 categories carved from those interactions), either LoRA adapters via peft or every weight.
 
@@ -368,7 +369,7 @@ class FinetunedTwoTowerFull(FinetunedTwoTower):
 
 def lora_model(*, encoder: str = "minilm", reporter: Reporter | None = None) -> FinetunedTwoTower:
     """`two-tower-lora` with its benchmark defaults."""
-    settings = FinetuneSettings(encoder=encoder, mode="lora", training=ContrastiveSettings(lr=1e-3))
+    settings = FinetuneSettings(encoder=encoder, mode="lora", training=ContrastiveSettings(lr=3e-4))
     return FinetunedTwoTower(settings, reporter=reporter)
 
 

@@ -50,7 +50,7 @@ class ContrastiveSettings:
     weight_decay: float = 0.01  # AdamW decoupled weight decay
     temperature: float = 0.05  # logits = cosine / temperature
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
-    max_pairs: int = 2000  # training pairs per epoch at most (a seeded sample of the interactions)
+    max_pairs: int = 1000  # training pairs per epoch at most (a seeded sample; keeps a CPU run near 30 min)
     history_items: int = 8  # titles of this many most recent history items make the user text
     user_max_length: int = 96  # tokens of a user text (longer are cut: the most recent titles come first)
     item_max_length: int = 64  # tokens of an item text
@@ -59,7 +59,7 @@ class ContrastiveSettings:
     pair_history: str = "other-categories"
     # The user side: "text" = the recent history titles as one query text; "items" = the normalised mean of
     # the recent history items' vectors from the same encoder (zero-shot-mean's user, fine-tuned).
-    user_side: str = "text"
+    user_side: str = "items"
     # "random" batches, or "category": each batch's targets share a category, so the in-batch negatives are
     # items of the positive's own category, as when ranking the items of a new category.
     batching: str = "random"
