@@ -252,3 +252,4 @@ def test_each_epoch_is_reported_as_it_ends(embeddings, split) -> None:
     epochs = [e["epoch"] for e in model.training_log_["epochs"]]
     assert [line.split(",")[0] for line in lines] == [f"two-tower-head epoch {e}" for e in epochs]
     assert all("validation NDCG@10" in line for line in lines)
+    assert model.n_trainable_params_ == sum(p.numel() for p in model.head_.parameters()) > 0

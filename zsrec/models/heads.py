@@ -222,6 +222,7 @@ class HeadRecommender(Recommender):
         log["validation"] = None if task is None else task.describe()
         self.head_ = head
         self.training_log_ = log
+        self.n_trainable_params_ = sum(p.numel() for p in head.parameters() if p.requires_grad)
         self.user_vectors_ = self._user_vectors()
         return self
 
