@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 import safetensors.torch
 import torch
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.splits import EvalSplit
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
@@ -260,12 +262,17 @@ class CrossEncoderRecommender(Recommender):
             self.model_, self.tokenizer_, pairs, self.texts_, self.settings.training, self.label_values_
         )
 
-    def held_out_pairs(self, split: Any, *, max_pairs: int = 2000, seed: int = 1) -> PairSet:
+    def held_out_pairs(
+        self, split: EvalSplit, *, ratings: pd.DataFrame | None = None, max_pairs: int = 2000, seed: int = 1
+    ) -> PairSet:
         """Labelled pairs of an evaluation split's held-out categories (for `pair_metrics`): its targets as
-        positives and held-out items the users did not touch as negatives, user texts from this model's data."""
-        t = self.settings.training
-        source = "rating" if len(self.label_values_) > 2 or self.label_values_ != [0.0, 1.0] else "interaction"
-        return task_pairs(split, self.texts_, t, source, self.label_values_, max_pairs=max_pairs, seed=seed)
+        positives and held-out items the users did not touch as negatives (or, for a rating classifier, the
+        targets' ratings looked up in `ratings`, an interaction log with a `rating` column)."""
+        self._check_fitted()
+        t, source = self.settings.training, self.training_["labels"]
+        return task_pairs(
+            split, self.texts_, t, source, self.label_values_, ratings=ratings, max_pairs=max_pairs, seed=seed
+        )
 
     # -- persistence -------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
