@@ -110,7 +110,7 @@ def check_request(models: Sequence[str], split_settings: SplitSettings, eval_set
     for entry in registered:
         if "/" in entry or entry.startswith("."):
             raise ConfigError(f"{entry!r} is neither a known model name nor a model folder (no config.json)")
-    names = parse_model_names(",".join(registered)) if registered else []
+    names = parse_model_names(",".join(registered)) if registered or not folders else []  # none at all: error
     names = [m for m in dict.fromkeys(entries) if m in folders or m in names]
     if eval_settings.n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be >= 0, got {eval_settings.n_bootstrap}")
