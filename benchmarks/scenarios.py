@@ -41,6 +41,7 @@ from zsrec.evaluation.metrics import bootstrap_ci  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.baselines import TfidfRecommender  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
+from zsrec.models.zero_shot import standardise  # noqa: E402
 from zsrec.scenarios.adoption import (  # noqa: E402
     AdoptionSettings,
     CategoryScorer,
@@ -48,7 +49,13 @@ from zsrec.scenarios.adoption import (  # noqa: E402
     eligible_users,
     fit_category_adoption,
 )
-from zsrec.scenarios.audience import AudienceSettings, audience_scores, case_metrics  # noqa: E402
+from zsrec.scenarios.audience import (  # noqa: E402
+    AudienceSettings,
+    audience_scores,
+    case_metrics,
+    history_similarities,
+    soft_count,
+)
 from zsrec.scenarios.calibration import expected_calibration_error, reliability_bins  # noqa: E402
 from zsrec.scenarios.completejourney import coupon_cases, purchase_lines  # noqa: E402
 from zsrec.scenarios.forecast import (  # noqa: E402
@@ -135,16 +142,24 @@ def audience_on_coupons(data, lines: pd.DataFrame, vectors: np.ndarray, embeddin
     scorers = {"random": None, "activity": None, "profile": AudienceSettings(scoring="profile")}
     for tau in (0.02, 0.05, 0.1, 0.2):
         scorers[f"soft-count τ={tau}"] = AudienceSettings(temperature=tau)
-    per_case: dict[str, list[dict[str, float]]] = {n: [] for n in scorers}
-    for case, hist, ad in zip(cases, histories, ads, strict=True):
+    per_case: dict[str, list[dict[str, float]]] = {n: [None] * len(cases) for n in scorers}  # type: ignore[list-item]
+    by_campaign: dict[int, list[int]] = {}
+    for j, case in enumerate(cases):
+        by_campaign.setdefault(case.campaign_id, []).append(j)
+    for cid, rows in by_campaign.items():
+        hist = histories[cid]
+        sims, starts = history_similarities(vectors, hist, ads[rows])  # once per campaign, every temperature
+        scores: dict[str, np.ndarray] = {
+            "random": rng.random((len(hist), len(rows))),
+            "activity": np.repeat(np.asarray([len(h) for h in hist], dtype=np.float64)[:, None], len(rows), 1),
+            "profile": audience_scores(vectors, hist, ads[rows], scorers["profile"]),
+        }
         for name, settings in scorers.items():
-            if name == "random":
-                scores = rng.random(len(hist))
-            elif name == "activity":
-                scores = np.asarray([len(h) for h in hist], dtype=np.float64)
-            else:
-                scores = audience_scores(vectors, hist, ad[None, :], settings)[:, 0]
-            per_case[name].append(case_metrics(scores, case.redeemed, k=10))
+            if name.startswith("soft-count"):
+                scores[name] = soft_count(sims, starts, settings.temperature)
+        for col, j in enumerate(rows):
+            for name in scorers:
+                per_case[name][j] = case_metrics(scores[name][:, col], cases[j].redeemed, k=10)
     starts = np.asarray([c.start for c in cases])
     validation = starts < datetime(2017, 7, 1, tzinfo=UTC).timestamp()
     soft = [n for n in scorers if n.startswith("soft-count")]
@@ -206,6 +221,10 @@ def baskets(data, lines: pd.DataFrame, vectors: np.ndarray) -> dict:
     scorers = item_scorers(data, vectors)
     counts = np.bincount(lines["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
     scorers["popularity (reference, not text)"] = lambda q, c: np.broadcast_to(counts[c], (len(q), len(c)))
+    text = embedding_scorer(vectors)
+    scorers["zero-shot + popularity"] = lambda q, c: (
+        standardise(text(q, c)) + standardise(np.broadcast_to(np.log1p(counts[c]), (len(q), len(c))))
+    )
     return {"queries": len(bq.queries), "results": evaluate_baskets(bq, scorers, n_bootstrap=N_BOOT)}
 
 
@@ -222,8 +241,9 @@ def profiles(data, history, future, level: int, embeddings: EmbeddingSource, how
         popularity[list(s)] += 1
     frequency = np.zeros((len(users), len(scorer.names)))
     cat_of_item = scorer.item_category
-    for row, h in enumerate(history.histories()[u] for u in users):
-        np.add.at(frequency[row], cat_of_item[h], 1.0)
+    histories = history.histories()  # once: it splits the whole log
+    for row, u in enumerate(users):
+        np.add.at(frequency[row], cat_of_item[histories[u]], 1.0)
     rows = np.arange(len(scorer.names))
     scores = {
         "zero-shot (cosine)": scorer.cosines(users),

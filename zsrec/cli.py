@@ -364,6 +364,12 @@ def demo(
             console.print(line, markup=False)
         title = f"top {settings.example_k} new items for this household"
         console.print(user_example_table(outcome.example, title=title))
+    if outcome.scenarios is not None:
+        from zsrec.scenarios.examples import example_lines
+
+        console.print("\nOne example of each application scenario (zsrec audience / similar / forecast / profile):")
+        for line in example_lines(outcome.scenarios):
+            console.print(line, markup=False)
     if out is not None:
         _write_json(out, result, reporter)
 
@@ -663,7 +669,6 @@ def forecast(
     with _user_errors():
         settings = AdoptionSettings(level=level, calibration=calibration)
         data, embeddings = _scenario_data(dataset, encoder, reporter)
-        reporter.message("calibrating category probabilities on validation categories")
         result = run_forecast(
             data, embeddings, category=category, text=text, level=level, n_items=n_items, settings=settings
         )

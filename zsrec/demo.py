@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from zsrec.evaluation.run import (
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 
+if TYPE_CHECKING:
+    from zsrec.scenarios.examples import ScenarioExamples
+
 DEMO_DATASET = "completejourney"
 # Level-2 categories (department > product category) the shop "launches": each has a few hundred to a
 # thousand and more buying households, and a clear link to what else a household buys (cat litter, diapers…).
@@ -42,6 +45,8 @@ DEMO_CATEGORIES = (
 )
 DEMO_MODELS = ("random", "popularity", "popularity-oracle", "tfidf", "zero-shot-mean", "zero-shot")
 EXAMPLE_MODELS = ("zero-shot", "zero-shot-mean")  # the first of these that ran explains the example
+# The scenario examples' ad: a product text for one of the held-out categories.
+DEMO_AD = ("Drug GM > Baby Foods", "Organic baby food puree for infants, 6 months and up")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class DemoSettings:
     n_bootstrap: int = 1000  # resamples for the NDCG@10 confidence interval
     encoder: str = "minilm"
     example_k: int = 5  # recommendations shown for the example household
+    scenarios: bool = True  # also one example of each application scenario (forecast, audience, ...)
 
     def __post_init__(self) -> None:
         if self.min_households < 1:
@@ -106,6 +112,7 @@ class DemoResult:
     reduction: str  # what was cut from the full dataset, in words
     result: dict[str, Any]  # the evaluation's result document (as `zsrec evaluate --out` writes)
     example: UserExample | None
+    scenarios: ScenarioExamples | None = None  # one example of each application scenario
 
 
 # -- the demo ---------------------------------------------------------------------------------------------
@@ -130,10 +137,30 @@ def run_demo(settings: DemoSettings | None = None, reporter: Reporter | None = N
         f"{len(full.interactions):,} purchases), so that encoding their text takes minutes"
     )
     data, split = prepare_split(data, split_settings, reporter)
-    runs = evaluate_models(split, names, eval_settings, encoder=settings.encoder, reporter=reporter)
+    embeddings = EmbeddingSource(settings.encoder, show_progress=reporter.progress_bars)
+    runs = evaluate_models(
+        split, names, eval_settings, encoder=settings.encoder, embeddings=embeddings, reporter=reporter
+    )
     result = result_document(data, split, split_settings, runs, encoder=settings.encoder, command=["zsrec", "demo"])
     example = pick_example(runs, split, k=settings.example_k)
-    return DemoResult(reduction, result, example)
+    scenarios = None
+    if settings.scenarios:
+        with reporter.progress("scenario examples", None):
+            scenarios = _scenario_examples(data, split, embeddings, example)
+    return DemoResult(reduction, result, example, scenarios)
+
+
+def _scenario_examples(
+    data: Dataset, split: EvalSplit, embeddings: EmbeddingSource, example: UserExample | None
+) -> ScenarioExamples:
+    from zsrec.scenarios.examples import scenario_examples
+
+    category, text = DEMO_AD
+    if category not in split.heldout_categories:  # other held-out categories: advertise the first by its name
+        category = split.heldout_categories[0]
+        text = category.split(CATEGORY_SEP)[-1]
+    user = find_user(split.train, example.user_id) if example is not None else int(split.test_users[0])
+    return scenario_examples(data, split, embeddings, ad_text=text, ad_category=category, profile_user=user)
 
 
 def keep_popular_items(data: Dataset, min_users: int) -> Dataset:

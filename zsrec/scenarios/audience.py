@@ -65,12 +65,28 @@ def audience_scores(
         means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
         out[filled] = means @ ads.T
         return out
-    flat = np.concatenate([histories[r] for r in filled])
-    starts = np.cumsum([0] + [len(histories[r]) for r in filled[:-1]])
-    tau = settings.temperature
-    weights = np.exp(((item_vectors[flat] @ ads.T).astype(np.float64) - 1.0) / tau)  # (n_events, n_ads), ≤ 1
-    out[filled] = tau * np.log(np.add.reduceat(weights, starts, axis=0) + 1e-300)
+    sims, starts = history_similarities(item_vectors, [histories[r] for r in filled], ads)
+    out[filled] = soft_count(sims, starts, settings.temperature)
     return out
+
+
+def history_similarities(
+    item_vectors: np.ndarray, histories: list[np.ndarray], ads: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine of every history event to every ad, (n_events, n_ads), and where each (non-empty) history starts.
+
+    Computed once, it serves every temperature (see `soft_count`).
+    """
+    flat = np.concatenate(histories)
+    starts = np.cumsum([0] + [len(h) for h in histories[:-1]])
+    per_item = (item_vectors @ np.atleast_2d(ads).T).astype(np.float64)  # (n_items, n_ads): cheaper than per event
+    return per_item[flat], starts
+
+
+def soft_count(sims: np.ndarray, starts: np.ndarray, temperature: float) -> np.ndarray:
+    """τ·log Σ_events exp((cos − 1)/τ) per history: (n_histories, n_ads)."""
+    weights = np.exp((sims - 1.0) / temperature)  # ≤ 1
+    return temperature * np.log(np.add.reduceat(weights, starts, axis=0) + 1e-300)
 
 
 def rank_audience(

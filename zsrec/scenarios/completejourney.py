@@ -63,7 +63,7 @@ class CouponCase:
     coupon_upc: int
     start: float  # campaign start, seconds
     ad_text: str
-    users: np.ndarray  # recipients with enough history before `start` (user indexes)
+    users: np.ndarray  # recipients with enough history before `start` (user indexes), as in the campaign's histories
     redeemed: np.ndarray  # (len(users),) bool
 
 
@@ -93,7 +93,7 @@ def coupon_cases(
     *,
     min_history: int = 3,
     min_weeks_before: int = 4,
-) -> tuple[list[CouponCase], list[list[np.ndarray]]]:
+) -> tuple[list[CouponCase], dict[int, list[np.ndarray]]]:
     """Every redeemed coupon of every campaign that starts at least `min_weeks_before` weeks into the data.
 
     Recipients need `min_history` distinct items bought before the campaign starts; only those purchases
@@ -101,7 +101,8 @@ def coupon_cases(
     one non-redeeming recipient.
 
     Returns:
-        the cases, and per case the recipients' histories (item indexes of every purchase line, in order).
+        the cases, and per campaign its eligible recipients' histories (item indexes of every purchase
+        line before the start, in order; the same order as each of its cases' `users`).
     """
     folder = folder or package_data_dir()
     campaigns = _read(folder, "campaigns", ["campaign_id", "household_id"])
@@ -111,7 +112,8 @@ def coupon_cases(
     user_index = {str(u): i for i, u in enumerate(data.users["user_id"].astype(str))}
     first = float(lines["timestamp"].min())
     ts, users_col, items_col = (lines[c].to_numpy() for c in ("timestamp", "user", "item"))
-    cases, histories = [], []
+    cases: list[CouponCase] = []
+    histories: dict[int, list[np.ndarray]] = {}
     for cid, start_date in zip(descriptions["campaign_id"], descriptions["start_date"], strict=True):
         start = float(np.asarray(datetime_seconds(pd.Series([start_date])))[0])
         if start < first + min_weeks_before * 7 * 86400:
@@ -136,5 +138,5 @@ def coupon_cases(
             if key not in texts or y.all() or not y.any():
                 continue
             cases.append(CouponCase(int(cid), int(upc), start, texts[key], eligible, y))
-            histories.append([hist[int(u)] for u in eligible])
+            histories[int(cid)] = [hist[int(u)] for u in eligible]
     return cases, histories
