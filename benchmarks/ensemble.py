@@ -24,7 +24,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from robustness import AMAZON, SCIENTIFIC_CATEGORIES, machine_line, write_section  # noqa: E402
+from common import write_section  # noqa: E402
+from robustness import AMAZON, SCIENTIFIC_CATEGORIES, machine_line  # noqa: E402
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.dataset import Dataset  # noqa: E402

@@ -28,6 +28,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from common import write_section  # noqa: E402
+
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import LEAVE_ONE_OUT, SplitSettings  # noqa: E402
 from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
@@ -67,7 +69,6 @@ PUBLISHED_LOO = {  # Amazon Scientific, leave-one-out, full ranking (SOURCE.md);
     "ZESRec": (0.0843, 0.1260),
     "SASRec": (0.0797, 0.1305),
 }
-SECTION_START, SECTION_END = "<!-- new_category:start -->", "<!-- new_category:end -->"
 
 
 def encode_twice(dataset, embeddings: EmbeddingSource) -> dict[str, float]:
@@ -123,18 +124,6 @@ def protocol_line(doc: dict) -> str:
         f"`{doc['dataset']}` — {p['name']}, level {p['level']}, held out: {cats}; "
         f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items, min history {p['min_history']}."
     )
-
-
-def write_section(markdown: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
-    block = f"{SECTION_START}\n{markdown.strip()}\n{SECTION_END}"
-    if SECTION_START in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Raw result documents: `docs/benchmarks/new_category.json`.",
     ]
-    write_section("\n".join(md))
+    write_section("new_category", "\n".join(md))
     print("\n".join(md))
     return 0
 

