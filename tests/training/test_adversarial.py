@@ -76,7 +76,7 @@ def test_fgm_is_one_normalised_gradient_step() -> None:
     r = eps * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
     assert r.flatten(1).norm(dim=1) == pytest.approx([eps, eps])
     expected_adv = loss_of(reference, r.detach())
-    assert out["adversarial_loss"] == pytest.approx(float(expected_adv), rel=1e-5)
+    assert out["adversarial_loss"] == pytest.approx(float(expected_adv.detach()), rel=1e-5)
     assert out["adversarial_loss"] > out["loss"]  # the step goes uphill
 
     (loss_of(reference) + expected_adv).backward()

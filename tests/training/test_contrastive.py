@@ -101,7 +101,7 @@ def test_items_user_side_is_the_mean_of_history_item_vectors(bert_folder) -> Non
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
     shop = tiny_shop()
     settings = ContrastiveSettings(
-        epochs=4, batch_size=8, lr=2e-3, patience=10, level=2, min_validation_users=5, min_history=2
+        epochs=4, batch_size=8, lr=2e-3, patience=10, level=2, min_validation_users=5, min_history=2, user_side="text"
     )
     tower = tower_for(bert_folder)
     before = {k: v.clone() for k, v in tower.state_dict().items()}
