@@ -197,13 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown dataset {unknown[0]!r}")
     start = time.perf_counter()
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"shops": {}}
 
     def log(text: str) -> None:
         print(f"{time.perf_counter() - start:7.1f}s {text}", file=sys.stderr, flush=True)
 
     for name in names:
         doc = run_shop(name, models, args.timeout, log)
+        # read what is there only now: another part may have finished while this one ran
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"shops": {}}
         old = results["shops"].get(name)
         if old is not None:  # keep the models of an earlier part that this part did not run
             for key in ("results", "models", "trained"):
