@@ -32,6 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import write_section  # noqa: E402  (benchmarks/common.py, beside this script)
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import SplitSettings, leave_category_out_split  # noqa: E402
@@ -74,7 +75,6 @@ from zsrec.scenarios.similar import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
-SECTION_START, SECTION_END = "<!-- scenarios:start -->", "<!-- scenarios:end -->"
 WEEK = 7 * 86400
 N_BOOT = 1000
 
@@ -414,18 +414,6 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION_START}\n{text.strip()}\n{SECTION_END}"
-    if SECTION_START in current:
-        head, rest = current.split(SECTION_START, 1)
-        current = head + block + rest.split(SECTION_END, 1)[1]
-    else:
-        current = current.rstrip() + "\n\n" + block + "\n"
-    atomic_write_text(path, current)
-
-
 def main() -> int:
     if not (AMAZON / "Scientific.item.json").exists():
         print(f"error: {AMAZON} not found; the benchmark reads ../shared/data/amazon-scientific", file=sys.stderr)
@@ -463,7 +451,7 @@ def main() -> int:
     doc["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     atomic_write_text(REPO / "docs" / "benchmarks" / "scenarios.json", json.dumps(doc, indent=2, default=float) + "\n")
-    write_section(markdown(doc))
+    write_section("scenarios", markdown(doc))
     log(f"done in {doc['seconds'] / 60:.1f} min")
     return 0
 
