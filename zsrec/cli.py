@@ -468,9 +468,16 @@ def train(
             from zsrec.service.bundle import ServingSettings, write_service_folder
 
             seen = split.train if split is not None else data
+            # the service's user vector follows the model's history aggregation where it has one it supports
+            aggregation = getattr(recommender.settings, "aggregation", "mean")
+            serving_settings = ServingSettings(
+                encoder=encoder,
+                aggregation=aggregation if aggregation == "recency" else "mean",
+                half_life=getattr(recommender.settings, "half_life", 5.0),
+            )
 
             def serving(folder: Path) -> None:
-                write_service_folder(seen, folder, embeddings, settings=ServingSettings(encoder=encoder))
+                write_service_folder(seen, folder, embeddings, settings=serving_settings)
 
         save_model_folder(recommender, record, out, overwrite=overwrite, extra=serving)
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
