@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-all bench-finetune bench-ensemble bench-robustness bench-scenarios bench-serving clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,26 @@ test: setup
 lint: setup
 	$(BIN)/ruff check zsrec tests benchmarks
 
+# Each benchmark rewrites its own section of docs/benchmarks.md (and docs/benchmarks/NAME.json).
 bench: setup
 	$(BIN)/python benchmarks/new_category.py
+
+bench-finetune: setup
+	$(BIN)/python benchmarks/finetune.py
+
+bench-ensemble: setup
+	$(BIN)/python benchmarks/ensemble.py
+
+bench-robustness: setup
+	$(BIN)/python benchmarks/robustness.py
+
+bench-scenarios: setup
+	$(BIN)/python benchmarks/scenarios.py
+
+bench-serving: setup
+	$(BIN)/python benchmarks/serving.py
+
+bench-all: bench bench-finetune bench-ensemble bench-robustness bench-scenarios bench-serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
