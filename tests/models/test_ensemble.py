@@ -165,3 +165,31 @@ def test_untuned_fallback_uses_equal_weights(split: EvalSplit, embeddings: Embed
 def test_bad_settings_are_refused(values: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         EnsembleSettings(**values)
+
+
+def test_a_fusion_is_kept_only_when_its_validation_gain_is_beyond_noise(
+    split: EvalSplit, embeddings: EmbeddingSource
+) -> None:
+    free = ensemble(("tfidf", "random"), embeddings, gate_confidence=None).fit(split.train)
+    gated = ensemble(("tfidf", "random"), embeddings).fit(split.train)
+    gate = gated.tuning_["gate"]
+    assert gate["confidence"] == 0.95 and gate["ci"][0] <= gate["gain"] <= gate["ci"][1]
+    search = gated.tuning_["searches"][gated.tuning_["fusion"]]
+    assert search["weights"] == free.tuning_["weights"]  # the same search; only the gate differs
+    single = gated.tuning_["member_validation_ndcg@10"]
+    if gate["kept"]:
+        assert gate["ci"][0] > 0 and list(gated.weights_) == search["weights"]
+    else:  # the best single member alone
+        best = max(single, key=single.get)
+        expected = [1.0 if m == best else 0.0 for m in gated.settings.members]
+        assert list(gated.weights_) == expected
+
+
+def test_the_gate_compares_against_the_best_single_member(embeddings: EmbeddingSource) -> None:
+    # a fusion equal to its best member gains exactly 0 on every user: never kept
+    model = EnsembleRecommender(EnsembleSettings(members=("tfidf", "random")), embeddings=embeddings)
+    per_user = np.array([0.0, 0.5, 1.0])
+    gate = model._gate({"per_user": per_user, "single_per_user": per_user})
+    assert gate == {"kept": False, "gain": 0.0, "ci": [0.0, 0.0], "confidence": 0.95}
+    gate = model._gate({"per_user": per_user + 0.1, "single_per_user": per_user})
+    assert gate["kept"] and gate["gain"] == pytest.approx(0.1)
