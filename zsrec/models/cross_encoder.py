@@ -110,10 +110,11 @@ class CrossEncoderSettings:
 def load_backbone(spec: str, n_labels: int, *, seed: int = 0) -> tuple[torch.nn.Module, Any]:
     """A sequence classifier with `n_labels` outputs (its classification layer freshly initialised, seeded)
     and its tokenizer, from "minilm", "tiny-random" or a local folder; weights from safetensors only."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from zsrec.encoders.sentence_transformer import packaged_minilm_path
+    from zsrec.models.finetuned import tiny_bert_config
 
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
@@ -121,15 +122,8 @@ def load_backbone(spec: str, n_labels: int, *, seed: int = 0) -> tuple[torch.nn.
     try:
         if spec == TINY_RANDOM:
             tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
-            config = BertConfig(
-                vocab_size=tokenizer.vocab_size,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=64,
-                initializer_range=0.2,  # at BERT's 0.02 a model this narrow starts too flat to learn quickly
-                num_labels=n_labels,
-            )
+            # at BERT's initializer_range 0.02 a model this narrow starts too flat to learn quickly
+            config = tiny_bert_config(tokenizer.vocab_size, initializer_range=0.2, num_labels=n_labels)
             return AutoModelForSequenceClassification.from_config(config), tokenizer
         folder = packaged_minilm_path() if spec == "minilm" else Path(spec).expanduser()
         if not folder.is_dir():

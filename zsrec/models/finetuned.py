@@ -152,21 +152,21 @@ def load_tower(settings: FinetuneSettings) -> tuple[TextTower, str]:
 
 def _tiny_random(seed: int) -> tuple[torch.nn.Module, Any, str]:
     """A seeded random 2-layer BERT (hidden 32) with MiniLM's tokenizer: the same weights for the same seed."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import AutoTokenizer, BertModel
 
     from zsrec.encoders.sentence_transformer import packaged_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
     torch.manual_seed(seed)
-    return BertModel(config), tokenizer, f"{TINY_RANDOM}-seed{seed}"
+    return BertModel(tiny_bert_config(tokenizer.vocab_size)), tokenizer, f"{TINY_RANDOM}-seed{seed}"
+
+
+def tiny_bert_config(vocab_size: int, **overrides: Any) -> Any:
+    """The `tiny-random` backbone's shape (2 layers, hidden 32), shared by the two-tower and cross-encoder runs."""
+    from transformers import BertConfig
+
+    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    return BertConfig(vocab_size=vocab_size, max_position_embeddings=512, **shape | overrides)
 
 
 def trained_weights(tower: TextTower, mode: str) -> dict[str, torch.Tensor]:

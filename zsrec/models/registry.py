@@ -65,22 +65,24 @@ def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
     return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
 
 
-def _cross_encoder(ctx: ModelContext) -> Recommender:
-    settings = CrossEncoderSettings(encoder=ctx.encoder)
-    fake = ctx.encoder.startswith("hashing") or (
+def _fake_encoder(ctx: ModelContext) -> bool:
+    """Whether this run uses the fake hashing encoder (tests, smoke runs): language-model trainers then train a
+    tiny random BERT instead of MiniLM."""
+    return ctx.encoder.startswith("hashing") or (
         ctx.embeddings is not None and ctx.embeddings.encoder.model_id.startswith("hashing")
     )
-    if fake:  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
+
+
+def _cross_encoder(ctx: ModelContext) -> Recommender:
+    settings = CrossEncoderSettings(encoder=ctx.encoder)
+    if _fake_encoder(ctx):  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
         settings = replace(settings, backbone="tiny-random", training=replace(settings.training, threads=1))
     return CrossEncoderRecommender(settings, embeddings=ctx.embeddings)
 
 
 def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
     def build(ctx: ModelContext) -> Recommender:
-        fake = ctx.encoder.startswith("hashing") or (
-            ctx.embeddings is not None and ctx.embeddings.encoder.model_id.startswith("hashing")
-        )
-        encoder = TINY_RANDOM if fake else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
+        encoder = TINY_RANDOM if _fake_encoder(ctx) else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
         return lora_model(encoder=encoder) if mode == "lora" else full_model(encoder=encoder)
 
     return build
