@@ -1,6 +1,6 @@
 """Benchmark: the tuned ensemble against each of its members on the test categories.
 
-    .venv/bin/python benchmarks/ensemble.py            # about 10-15 min on 2 shared cores
+    .venv/bin/python benchmarks/ensemble.py            # 19 min on 2 cores (measured 2026-11-28, light load)
 
 On Amazon Scientific (level 1, the four held-out categories of benchmarks/new_category.py) and Complete
 Journey (level 2, the demo's reduction and held-out categories), fits `ensemble` with its default members on the

@@ -1,6 +1,6 @@
 """Benchmark: how new-item rankings hold up when sellers tamper with titles (typos, keyword stuffing, noise, no brand).
 
-    .venv/bin/python benchmarks/robustness.py          # about 10-15 min on 2 shared cores, first run
+    .venv/bin/python benchmarks/robustness.py          # 24 min on 2 cores (measured 2026-11-28, light load)
 
 Runs `zsrec.robustness.run_robustness` on
   1. Amazon Scientific (../shared/data/amazon-scientific), leave-category-out at level 1 with the four held-out
