@@ -30,3 +30,27 @@ def tiny_bert_folder(folder: Path, texts: list[str], *, hidden: int = 32, seed: 
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_shop_classifier(n_labels: int = 2) -> tuple[torch.nn.Module, object]:
+    """A 2-layer, 32-wide sequence classifier with random weights and a word vocabulary of the tiny shop."""
+    from shop_fixtures import CATALOG
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = sorted({w for titles in CATALOG.values() for t in titles for w in re.findall(r"\w+", t.lower())})
+    words += sorted({w for c in CATALOG for w in re.findall(r"\w+", c.lower())})
+    words += ["bought", "category", "likes", "camping", "outdoors", "loves", "cooking", ".", ";", ":", ">"]
+    vocab = [*SPECIAL, *dict.fromkeys(words)]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=0.2,  # at BERT's 0.02 a model this narrow starts too flat to learn in a few steps
+        num_labels=n_labels,
+    )
+    return BertForSequenceClassification(config), tokenizer

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from shop_fixtures import CATALOG, REPO, tiny_shop
+from finetune_fixtures import tiny_shop_classifier
+from shop_fixtures import REPO, tiny_shop
 
 from zsrec.data.splits import SplitSettings, make_split
 from zsrec.encoders import HashingEncoder
@@ -31,26 +31,9 @@ from zsrec.training.cross_encoder import CrossEncoderTrainingSettings
 
 
 def save_tiny_bert(folder: Path) -> Path:
-    """A 2-layer, 32-wide random BERT with a word vocabulary of the tiny shop, saved as a transformers folder."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    words = {w for titles in CATALOG.values() for t in titles for w in re.findall(r"\w+", t.lower())}
-    words |= {w for c in CATALOG for w in re.findall(r"\w+", c.lower())}
-    words |= {"bought", "category", "likes", "camping", "outdoors", "loves", "cooking", ".", ";", ":", ">"}
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)]
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        initializer_range=0.2,
-        num_labels=2,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
+    """The tiny shop's random BERT classifier, saved as a transformers folder."""
+    model, tokenizer = tiny_shop_classifier()
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
-from shop_fixtures import CATALOG, tiny_shop
+from finetune_fixtures import tiny_shop_classifier
+from shop_fixtures import tiny_shop
 from sklearn.metrics import precision_recall_fscore_support
 
 from zsrec.data.splits import SplitSettings, make_split
@@ -26,29 +26,6 @@ from zsrec.training.cross_encoder import (
     train_cross_encoder,
     training_pairs,
 )
-
-
-def tiny_bert(n_labels: int = 2) -> tuple[torch.nn.Module, object]:
-    """A 2-layer, 32-wide BERT with random weights and a word-level vocabulary of the tiny shop's words."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    words = sorted({w for titles in CATALOG.values() for t in titles for w in re.findall(r"\w+", t.lower())})
-    words += sorted({w for c in CATALOG for w in re.findall(r"\w+", c.lower())})
-    words += ["bought", "category", "likes", "camping", "outdoors", "loves", "cooking", ".", ";", ":", ">"]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(words)]
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        initializer_range=0.2,  # at BERT's 0.02 a model this narrow starts too flat to learn in a few steps
-        num_labels=n_labels,
-    )
-    return BertForSequenceClassification(config), tokenizer
 
 
 # -- classification metrics -----------------------------------------------------------------------------
@@ -146,7 +123,7 @@ def split():
 
 
 def test_training_fits_its_pairs_and_keeps_the_best_validation_epoch(split) -> None:
-    model, tokenizer = tiny_bert()
+    model, tokenizer = tiny_shop_classifier()
     settings = CrossEncoderTrainingSettings(
         epochs=6, batch_size=8, lr=1e-3, warmup_fraction=0.0, negatives="catalog", level=2, max_length=48,
         max_pairs=30, threads=1,
@@ -177,7 +154,7 @@ def test_fine_tuned_minilm_sends_campers_to_sleeping_bags(split) -> None:
 
 
 def test_fgm_training_runs_through_the_one_adversarial_option(split) -> None:
-    model, tokenizer = tiny_bert()
+    model, tokenizer = tiny_shop_classifier()
     attack = AdversarialSettings(method="fgm", epsilon=0.5)
     settings = CrossEncoderTrainingSettings(
         epochs=1, lr=1e-3, negatives="catalog", level=2, adversarial=attack, threads=1
