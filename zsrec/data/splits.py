@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -264,3 +265,26 @@ def validation_category_splits(
         if len(split.test_users) >= max(1, min_users):
             splits.append(split)
     return splits, level
+
+
+class ValidationOptions(Protocol):
+    """The fields a trainer's settings carry to carve its early-stopping fold (heads, contrastive, cross-encoder)."""
+
+    level: int | None
+    validation_fraction: float
+    min_history: int
+    min_validation_users: int
+    seed: int
+
+
+def first_validation_split(data: Dataset, options: ValidationOptions) -> EvalSplit | None:
+    """The first seeded validation fold of `data` (see `validation_category_splits`), or None with too few users."""
+    splits, _ = validation_category_splits(
+        data,
+        level=options.level,
+        holdout_fraction=options.validation_fraction,
+        min_history=options.min_history,
+        min_users=options.min_validation_users,
+        seed=options.seed,
+    )
+    return splits[0] if splits else None

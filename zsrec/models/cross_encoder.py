@@ -29,7 +29,7 @@ import safetensors.torch
 import torch
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit
+from zsrec.data.splits import EvalSplit, first_validation_split
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
@@ -50,7 +50,6 @@ from zsrec.training.cross_encoder import (
     task_pairs,
     train_cross_encoder,
     training_pairs,
-    validation_split,
 )
 
 WEIGHTS = "cross_encoder.safetensors"
@@ -173,7 +172,7 @@ class CrossEncoderRecommender(Recommender):
         source = label_source(data, t)
         self.label_values_ = label_values(data, source)
         self.texts_ = PairTexts.build(data, s.item_template, s.user_template, t.history_items)
-        split = validation_split(data, t)
+        split = first_validation_split(data, t)
         train_on = data if split is None else split.train
         train = training_pairs(train_on, self.texts_, t, source, self.label_values_)
         validation = None

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, default_validation_level, validation_category_splits
+from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
@@ -266,17 +266,9 @@ class ContrastiveValidation:
 
 def validation_task(data: Dataset, settings: ContrastiveSettings) -> ContrastiveValidation | None:
     """The first seeded validation fold of `data` (None when it has too few users), users capped."""
-    splits, _ = validation_category_splits(
-        data,
-        level=settings.level,
-        holdout_fraction=settings.validation_fraction,
-        min_history=settings.min_history,
-        min_users=settings.min_validation_users,
-        seed=settings.seed,
-    )
-    if not splits:
+    split = first_validation_split(data, settings)
+    if split is None:
         return None
-    split = splits[0]
     if len(split.test_users) > settings.max_validation_users:
         keep = np.sort(
             np.random.default_rng(settings.seed).choice(

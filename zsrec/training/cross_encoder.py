@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, default_validation_level, validation_category_splits
+from zsrec.data.splits import EvalSplit, default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.classification import classification_metrics, predicted_labels
@@ -290,19 +290,6 @@ def task_pairs(
         for neg in _negatives(rng, pool, seen, max(1, s.n_negatives), split.new_items):
             rows.append((u, int(neg), 0, text))
     return _assemble(rows)
-
-
-def validation_split(data: Dataset, settings: CrossEncoderTrainingSettings) -> EvalSplit | None:
-    """Validation categories carved from `data` (as the heads and `zero-shot` do), or None if too few users."""
-    splits, _ = validation_category_splits(
-        data,
-        level=settings.level,
-        holdout_fraction=settings.validation_fraction,
-        min_history=settings.min_history,
-        min_users=settings.min_validation_users,
-        seed=settings.seed,
-    )
-    return splits[0] if splits else None
 
 
 def _category_codes(data: Dataset, level: int | None) -> np.ndarray:

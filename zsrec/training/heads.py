@@ -22,7 +22,7 @@ from scipy import sparse
 from torch import nn
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, default_validation_level, validation_category_splits
+from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
@@ -231,17 +231,9 @@ def validation_task(
 ) -> ValidationTask | None:
     """A seeded leave-category-out task on `data` (as `zero-shot` draws its first fold), or None when it would
     have fewer than `min_validation_users` users."""
-    splits, _ = validation_category_splits(
-        data,
-        level=settings.level,
-        holdout_fraction=settings.validation_fraction,
-        min_history=settings.min_history,
-        min_users=settings.min_validation_users,
-        seed=settings.seed,
-    )
-    if not splits:
+    split = first_validation_split(data, settings)
+    if split is None:
         return None
-    split = splits[0]
     users = history_vectors(split.train.histories(), item_vectors, profile_vectors, profile_weight)
     return ValidationTask(split, users, item_vectors, settings.seed)
 
