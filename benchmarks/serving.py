@@ -168,7 +168,8 @@ def hnsw_comparison(vectors: np.ndarray, seed: int) -> dict[str, float]:
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10] + 1
     out: dict[str, float] = {}
     t = time.perf_counter()
-    ivf = IVFIndex.build(rows, vectors, IndexSettings())
+    padded = np.vstack([np.zeros((1, vectors.shape[1]), dtype=np.float32), vectors])  # row j+1 = vectors[j]
+    ivf = IVFIndex.build(rows, vectors, IndexSettings(), exact=lambda: padded)
     out["ivf_build_s"] = time.perf_counter() - t
     faiss.omp_set_num_threads(1)
     t = time.perf_counter()
@@ -195,17 +196,25 @@ def hnsw_comparison(vectors: np.ndarray, seed: int) -> dict[str, float]:
 
 
 def load_phase(
-    port: int, pid: int, rate: float, args: argparse.Namespace, titles: list[str], *, seed: int, tag: str
+    port: int,
+    pid: int,
+    rate: float,
+    write_rate: float,
+    duration: float,
+    titles: list[str],
+    *,
+    seed: int,
+    tag: str,
 ) -> dict:
-    """`/recommend` at `rate` req/s with `/items` at --write-rate beside it, for --duration seconds."""
+    """`/recommend` at `rate` req/s with `/items` at `write_rate` beside it (0: none), for `duration` seconds."""
     import psutil
 
     rng = np.random.default_rng(seed)
     rec = [
         json.dumps({"user_id": f"user{u}", "k": 10}).encode()
-        for u in rng.integers(0, N_USERS, int(rate * args.duration) + 10)
+        for u in rng.integers(0, N_USERS, int(rate * duration) + 10)
     ]
-    pairs = rng.integers(0, len(titles), (int(args.write_rate * args.duration) + 10, 2))
+    pairs = rng.integers(0, len(titles), (int(write_rate * duration) + 10, 2))
     new = [
         json.dumps(
             {
@@ -220,14 +229,13 @@ def load_phase(
         ).encode()
         for i, (a, b) in enumerate(pairs)
     ]
-    streams = [
-        Stream("recommend", "POST", "/recommend", rate, rec),
-        Stream("items", "POST", "/items", args.write_rate, new),
-    ]
+    streams = [Stream("recommend", "POST", "/recommend", rate, rec)]
+    if write_rate > 0:
+        streams.append(Stream("items", "POST", "/items", write_rate, new))
     t = time.perf_counter()
-    results = run_load("127.0.0.1", port, streams, args.duration)
+    results = run_load("127.0.0.1", port, streams, duration)
     wall = time.perf_counter() - t
-    out: dict = {"rate": rate, "rss_mib": psutil.Process(pid).memory_info().rss / 2**20}
+    out: dict = {"rate": rate, "write_rate": write_rate, "rss_mib": psutil.Process(pid).memory_info().rss / 2**20}
     for name, r in results.items():
         out[name] = {
             "sent": r.sent,
@@ -265,13 +273,27 @@ def run_size(n: int, args: argparse.Namespace, base, titles, cats, work: Path) -
     try:
         health = get(port, "/health")
         row["index"], row["tuned_recall"] = health["index"], health["index_recall_at_10"]
-        row["loads"] = [
-            load_phase(port, proc.pid, rate, args, titles, seed=args.seed + 1 + n, tag=f"r{n}")
-            for n, rate in enumerate(float(r) for r in args.rate.split(","))
-        ]
+        # warm-up, not reported: the first seconds after start-up ran 2-5x slower in every run here
+        load_phase(port, proc.pid, args.warmup_rate, 0, args.warmup, titles, seed=args.seed, tag="warm")
+        row["loads"] = []
+        for n, rate in enumerate(float(r) for r in args.rate.split(",")):
+            for write_rate in dict.fromkeys([0.0, args.write_rate]):
+                row["loads"].append(
+                    load_phase(
+                        port,
+                        proc.pid,
+                        rate,
+                        write_rate,
+                        args.duration,
+                        titles,
+                        seed=args.seed + 1 + n + int(write_rate),
+                        tag=f"r{n}w{write_rate:g}",
+                    )
+                )
         row["api_recall"] = api_recall(port, data, vectors, args.recall_users, args.seed + 2)
-        present = post(port, "/recommend", {"history": ["r0-new0"], "k": 1, "exclude_seen": False})["items"]
-        row["posted_item_found"] = bool(present) and present[0]["item_id"] == "r0-new0"
+        posted = f"r0w{args.write_rate:g}-new0"
+        present = post(port, "/recommend", {"history": [posted], "k": 1, "exclude_seen": False})["items"]
+        row["posted_item_found"] = bool(present) and present[0]["item_id"] == posted
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
@@ -294,22 +316,26 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
         f"{platform.machine()}, {cpu} CPU cores (shared with other jobs: load average "
         f"{os.getloadavg()[0]:.1f} at the end), {seconds / 60:.1f} min in all.",
         "",
-        f"Open-loop load over loopback: `/recommend` (a random known user, k=10) at {args.rate} req/s and "
-        f"`/items` (one new item, encoded by MiniLM in the server) at {args.write_rate:g} req/s, "
-        f"together for {args.duration:g} s. Latency counts from each request's scheduled time. "
-        "Catalog: real MiniLM title embeddings recombined (see the script's docstring); 10,000 users.",
+        f"Open-loop load over loopback: `/recommend` (a random known user, k=10) at {args.rate} req/s for "
+        f"{args.duration:g} s, alone, then again with `/items` (one new item, encoded by MiniLM in the server's "
+        f"encoder process) at {args.write_rate:g} req/s beside it. Each size starts with {args.warmup:g} s of "
+        f"unreported load at {args.warmup_rate:g} req/s. Latency counts from each request's scheduled time. "
+        "Catalog: real MiniLM title embeddings recombined (see the script's docstring); 10,000 users. The load "
+        "generator runs on the same 2 cores.",
         "",
-        "| items | index | offered req/s | /recommend p50 / p99 ms | /recommend req/s answered | unanswered "
-        "| /items p50 / p99 ms | 5xx | server RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| items | index | /recommend offered req/s | /items req/s | /recommend p50 / p99 ms | /recommend req/s "
+        "answered | unanswered | /items p50 / p99 ms | 5xx | server RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for load in r["loads"]:
-            rec, items = load["recommend"], load["items"]
+            rec, items = load["recommend"], load.get("items")
+            written = f"{items['p50_ms']:.1f} / {items['p99_ms']:.1f}" if items else "–"
+            errors = rec["errors_5xx"] + (items["errors_5xx"] if items else 0)
             lines.append(
-                f"| {r['items']:,} | {r['index']} | {load['rate']:g} | {rec['p50_ms']:.1f} / {rec['p99_ms']:.1f} | "
-                f"{rec['rps']:.0f} | {rec['failed']} | {items['p50_ms']:.1f} / {items['p99_ms']:.1f} | "
-                f"{rec['errors_5xx'] + items['errors_5xx']} | {load['rss_mib']:.0f} |"
+                f"| {r['items']:,} | {r['index']} | {load['rate']:g} | {load['write_rate']:g} | "
+                f"{rec['p50_ms']:.1f} / {rec['p99_ms']:.1f} | {rec['rps']:.0f} | {rec['failed']} | {written} | "
+                f"{errors} | {load['rss_mib']:.0f} |"
             )
     lines += [
         "",
@@ -332,7 +358,8 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
                 "| index | build s | query ms | recall@10 |",
                 "|---|---|---|---|",
                 f"| exact (NumPy) | 0 | {c['exact_query_ms']:.2f} | 1.000 |",
-                f"| faiss IVF-Flat, nprobe {c['ivf_nprobe']:.0f} (tuned) | {c['ivf_build_s']:.1f} | "
+                f"| faiss IVF-SQ8 + exact re-scoring of 4·k, nprobe {c['ivf_nprobe']:.0f} (tuned, served) | "
+                f"{c['ivf_build_s']:.1f} | "
                 f"{c['ivf_query_ms']:.2f} | {c['ivf_recall']:.3f} |",
                 f"| faiss HNSW M=16, efC=64, ef=64 | {c['hnsw_build_s']:.1f} | {c['hnsw_query_ms']:.2f} | "
                 f"{c['hnsw_recall']:.3f} |",
@@ -340,14 +367,17 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float) -> str:
     big = [r for r in rows if r["items"] >= 1_000_000]
     if big:
         r = big[0]
-        load = max(r["loads"], key=lambda x: x["rate"])
-        ok = load["recommend"]["p99_ms"] < 50 and load["recommend"]["rps"] >= 200 and r["api_recall"] >= 0.95
-        lines += [
-            "",
-            f"Acceptance (1M items, p99 < 50 ms at ≥ 200 req/s, recall@10 ≥ 0.95): **{'met' if ok else 'not met'}** "
-            f"in this run (p99 {load['recommend']['p99_ms']:.1f} ms at {load['recommend']['rps']:.0f} req/s, "
-            f"recall@10 {r['api_recall']:.3f}).",
-        ]
+        for load in sorted(r["loads"], key=lambda x: (-x["rate"], x["write_rate"])):
+            rec = load["recommend"]
+            # answered req/s over the whole phase, tails included: 1% slack for the phase's ramp-down
+            ok = rec["p99_ms"] < 50 and rec["rps"] >= 0.99 * 200 and load["rate"] >= 200 and r["api_recall"] >= 0.95
+            alone = "alone" if not load["write_rate"] else f"with /items at {load['write_rate']:g} req/s beside it"
+            lines += [
+                "",
+                f"Acceptance (1M items, `/recommend` p99 < 50 ms at ≥ 200 req/s, recall@10 ≥ 0.95), `/recommend` "
+                f"{alone}: **{'met' if ok else 'not met'}** in this run (p99 {rec['p99_ms']:.1f} ms, "
+                f"{rec['rps']:.0f} req/s answered of {load['rate']:g} offered, recall@10 {r['api_recall']:.3f}).",
+            ]
     if not big:
         lines += [
             "",
@@ -394,9 +424,13 @@ def write_block(name: str, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="catalog sizes, comma-separated")
-    parser.add_argument("--rate", default="200,50", help="/recommend requests per second, one load phase per rate")
-    parser.add_argument("--write-rate", type=float, default=5.0, help="/items requests per second")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per size")
+    parser.add_argument(
+        "--rate", default="200", help="/recommend requests per second; per rate, one phase alone and one with writes"
+    )
+    parser.add_argument("--write-rate", type=float, default=5.0, help="/items requests per second (0: no writes)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of each load phase")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unreported load after start-up")
+    parser.add_argument("--warmup-rate", type=float, default=100.0, help="/recommend req/s during the warm-up")
     parser.add_argument("--recall-users", type=int, default=200)
     parser.add_argument("--compare-hnsw", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=0)

@@ -6,6 +6,7 @@ Starlette runs sync endpoints in its thread pool, where numpy and faiss release 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from zsrec.errors import ConfigError, ZsrecError
 from zsrec.service import schemas as s
+from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
 from zsrec.service.index import IndexSettings
 from zsrec.service.store import ItemRecord
@@ -28,10 +30,14 @@ from zsrec.service.store import ItemRecord
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Run-time settings, from the environment (ZSREC_MAX_BODY_BYTES, ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL)."""
+    """Run-time settings, from the environment (ZSREC_MAX_BODY_BYTES, ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL,
+    ZSREC_INDEX_CODEC, ZSREC_ENCODER_PROCESS)."""
 
     max_body_bytes: int = 1_048_576  # larger request bodies get 413 before they are parsed
     index: IndexSettings = IndexSettings()
+    # the text encoder in a child process (zsrec.service.encoding): what `zsrec serve` does (from_env's
+    # default); in-process here so that tests and embedding apps start no process
+    encoder_process: bool = False
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -44,8 +50,16 @@ class ServiceConfig:
             index = IndexSettings(
                 ann_threshold=int(env.get("ZSREC_ANN_THRESHOLD", IndexSettings.ann_threshold)),
                 target_recall=float(env.get("ZSREC_TARGET_RECALL", IndexSettings.target_recall)),
+                codec=env.get("ZSREC_INDEX_CODEC", IndexSettings.codec),
             )
-            return cls(max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)), index=index)
+            in_child = env.get("ZSREC_ENCODER_PROCESS", "1")
+            if in_child not in ("0", "1"):
+                raise ValueError(f"ZSREC_ENCODER_PROCESS must be 0 or 1, got {in_child!r}")
+            return cls(
+                max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)),
+                index=index,
+                encoder_process=in_child == "1",
+            )
         except ValueError as error:
             raise ConfigError(f"bad service setting in the environment: {error}") from error
 
@@ -69,12 +83,25 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
 
         faiss.omp_set_num_threads(1)
         manifest = Manifest.read(folder)
-        engine = Engine.open(folder, load_encoder(manifest.encoder), config.index)
+        encoder = EncoderProcess(manifest.encoder) if config.encoder_process else load_encoder(manifest.encoder)
+        try:
+            engine = Engine.open(folder, encoder, config.index)
+        except BaseException:
+            if isinstance(encoder, EncoderProcess):
+                encoder.close()
+            raise
+        # The catalog is millions of long-lived objects (ids, titles, histories); left in the collector's
+        # generations, every full collection walks them all, which showed as 0.2-1 s stalls in the first
+        # minute of load at 1M items. Frozen, they are never scanned again.
+        gc.collect()
+        gc.freeze()
         app.state.engine = engine
         try:
             yield
         finally:
             engine.close()
+            if isinstance(encoder, EncoderProcess):
+                encoder.close()
             limits.restore_original_limits()
 
     app = FastAPI(
@@ -94,6 +121,10 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(EncoderUnavailableError)
+    async def unavailable(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
 
     @app.exception_handler(ZsrecError)
     async def unusable(request: Request, exc: ZsrecError) -> JSONResponse:

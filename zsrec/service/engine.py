@@ -141,9 +141,16 @@ class Engine:
         if len(rows) < settings.ann_threshold:
             return
         version, snapshots = self.store.version, self.folder / INDEX_DIR
-        found = load_snapshot(snapshots, generation=self.store.generation, max_version=version)
+        exact = lambda: self._vectors  # noqa: E731 - the matrix is replaced when it grows
+        found = load_snapshot(
+            snapshots,
+            generation=self.store.generation,
+            max_version=version,
+            exact=exact,
+            refine=settings.refine,
+        )
         if found is None:
-            index = IVFIndex.build(rows, self._vectors[rows], settings)
+            index = IVFIndex.build(rows, self._vectors[rows], settings, exact=exact)
             self._snapshot_version = 0
         else:
             index, self._snapshot_version = found
@@ -285,7 +292,10 @@ class Engine:
         vectors = self._encode_items(items)
         with self._write:
             rows = self.store.upsert_items(items, vectors)  # acknowledged from here on
+            grown = self._grown(max(rows) + 1)  # copied before readers are paused (writers are serialised)
             with self._rw.write():
+                if grown is not None:
+                    self._vectors, self._alive = grown
                 replaced = np.asarray([r for r in rows if self._is_alive(r)], dtype=np.int64)
                 self.index.remove(replaced)
                 self._set_items(
@@ -331,16 +341,26 @@ class Engine:
         return len(created)
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _grown(self, rows_needed: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Copies of the vector matrix and live flags with room for `rows_needed` rows (doubling), or None
+        when they already fit. Copying 1M rows takes about half a second: callers do it outside the
+        exclusive lock and swap the copies in under it."""
+        if rows_needed <= len(self._alive):
+            return None
+        capacity = max(2 * len(self._alive), rows_needed)
+        vectors = np.zeros((capacity, self._vectors.shape[1]), dtype=np.float32)
+        vectors[: len(self._vectors)] = self._vectors
+        alive = np.zeros(capacity, dtype=bool)
+        alive[: len(self._alive)] = self._alive
+        return vectors, alive
+
     def _set_items(
         self, rows: np.ndarray, ids: list[str], titles: list[str], categories: list[str], vectors: np.ndarray
     ) -> None:
-        if len(rows) and rows.max() >= len(self._alive):
-            capacity = max(2 * len(self._alive), int(rows.max()) + 1)
-            grown = np.zeros((capacity, self._vectors.shape[1]), dtype=np.float32)
-            grown[: len(self._vectors)] = self._vectors
-            alive = np.zeros(capacity, dtype=bool)
-            alive[: len(self._alive)] = self._alive
-            self._vectors, self._alive = grown, alive
+        if len(rows):
+            grown = self._grown(int(rows.max()) + 1)
+            if grown is not None:
+                self._vectors, self._alive = grown
         self._vectors[rows] = vectors
         self._alive[rows] = True
         for row, item_id, title, category in zip(rows.tolist(), ids, titles, categories, strict=True):
@@ -390,14 +410,15 @@ class Engine:
         if not history or not len(found):
             return [[] for _ in found]
         unique, inverse = np.unique(np.asarray(history), return_inverse=True)
-        merged = np.zeros(len(unique), dtype=np.float32)
-        np.add.at(merged, inverse, weights)  # an item bought twice counts twice
+        merged = np.bincount(inverse, weights=weights, minlength=len(unique)).astype(np.float32)  # bought twice: twice
         contributions = merged[:, None] * (self._vectors[unique] @ self._vectors[found].T)  # (history, hits)
-        out = []
-        for col in range(len(found)):
-            best = np.argsort(-contributions[:, col], kind="stable")[:EXPLAIN_TOP]
-            out.append([(int(unique[h]), float(contributions[h, col])) for h in best if contributions[h, col] > 0])
-        return out
+        best = np.argsort(-contributions, axis=0, kind="stable")[:EXPLAIN_TOP]  # (top, hits)
+        shares = np.take_along_axis(contributions, best, axis=0).tolist()
+        names = unique[best].tolist()
+        return [
+            [(names[t][col], shares[t][col]) for t in range(len(names)) if shares[t][col] > 0]
+            for col in range(len(found))
+        ]
 
     def _users(self) -> tuple[np.ndarray, list[int]]:
         """(n_users, dim) user vectors and their rows; only users whose history or its items changed are redone.
