@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench bench-all bench-finetune bench-ensemble bench-robustness bench-scenarios bench-serving clean
+.PHONY: setup demo test lint bench bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,13 +40,16 @@ bench-ensemble: setup
 bench-robustness: setup
 	$(BIN)/python benchmarks/robustness.py
 
+bench-adversarial: setup
+	$(BIN)/python benchmarks/adversarial.py
+
 bench-scenarios: setup
 	$(BIN)/python benchmarks/scenarios.py
 
 bench-serving: setup
 	$(BIN)/python benchmarks/serving.py
 
-bench-all: bench bench-finetune bench-ensemble bench-robustness bench-scenarios bench-serving
+bench-all: bench bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -83,10 +83,19 @@ def shops(journey: str = "completejourney") -> dict[str, tuple[str, SplitSetting
     }
 
 
-def train(spec: str, protocol: str, split_options: list[str], model: str, out: Path, timeout: float) -> dict:
-    """`zsrec train` in a fresh process; its training.json plus the wall time, or the failure."""
+def train(
+    spec: str,
+    protocol: str,
+    split_options: list[str],
+    model: str,
+    out: Path,
+    timeout: float,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """`zsrec train` in a fresh process (`extra`: more options); its training.json plus the wall time, or the
+    failure."""
     command = [sys.executable, "-m", "zsrec.cli", "train", spec, "--model", model, "--protocol", protocol]
-    command += [*split_options, "--min-history", "3", "--seed", "0", "--out", str(out)]
+    command += [*split_options, "--min-history", "3", "--seed", "0", *extra, "--out", str(out)]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)

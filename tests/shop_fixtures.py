@@ -20,6 +20,7 @@ def require_amazon() -> Path:
         pytest.skip(f"{AMAZON} not found: the real-data tests need ../shared/data/amazon-scientific beside the repo")
     return AMAZON
 
+
 # (category, titles): camping buyers also buy sleeping bags; kitchen buyers also buy knives.
 CATALOG = {
     "Outdoor > Tents": ["Trail tent 2 person", "Dome tent 4 person family camping", "Backpacking tent ultralight"],
@@ -49,3 +50,15 @@ def tiny_shop() -> Dataset:
     users = pd.DataFrame({"user_id": [f"u{u}" for u in range(40)]})
     users["profile"] = ["likes camping outdoors" if u % 2 == 0 else "loves cooking" for u in range(40)]
     return Dataset("tiny", items, users, interactions.reset_index(drop=True))
+
+
+def write_tiny_shop(folder: Path) -> Path:
+    """`tiny_shop()` written as a CSV dataset folder that the CLI reads (items.csv, interactions.csv)."""
+    data = tiny_shop()
+    data.items.to_csv(folder / "items.csv", index=False)
+    inter = data.interactions.assign(
+        user_id=data.users["user_id"].to_numpy()[data.interactions["user"]],
+        item_id=data.items["item_id"].to_numpy()[data.interactions["item"]],
+    )
+    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
+    return folder

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shop_fixtures import write_tiny_shop
 from test_cli import FAST, LCO, assert_user_error, zsrec
 from test_run import write_shop
 
@@ -165,3 +166,38 @@ def test_a_trained_text_model_folder_serves(shop_dir: Path, tmp_path: Path) -> N
         response = client.post("/recommend", json={"user_id": user, "k": 3})
         assert response.status_code == 200, response.text
         assert len(response.json()["items"]) == 3
+
+
+def test_train_adversarial_option_reaches_the_trainer_and_its_config(tmp_path: Path) -> None:
+    out, shop = tmp_path / "lora-aug", write_tiny_shop(tmp_path)  # campers and cooks: pairs across categories
+    result = zsrec(
+        "train", str(shop), "--model", "two-tower-lora", *ENCODER, "--out", str(out),
+        "--adversarial", "method=fgm,epsilon=0.5,augment=typos+stuffing",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    adversarial = json.loads((out / "config.json").read_text())["settings"]["training"]["adversarial"]
+    assert adversarial["method"] == "fgm" and adversarial["epsilon"] == 0.5
+    assert adversarial["augment"] == ["typos", "stuffing"]
+    log = json.loads((out / TRAINING_FILE).read_text())["training_log"]
+    assert all("adversarial_loss" in epoch for epoch in log["epochs"])  # the attack really ran
+
+
+@pytest.mark.parametrize(
+    ("model", "spec", "message"),
+    [
+        ("tfidf", "method=fgm", "--adversarial applies to"),
+        ("two-tower-lora", "method=sideways", "method must be one of"),
+        ("two-tower-lora", "epsilon", "field=value"),
+        ("two-tower-lora", "epsilon=big", "not a number"),
+        ("two-tower-lora", "strength=2", "no field 'strength'"),
+        ("two-tower-lora", "augment=spam", "augment must name"),
+        ("cross-encoder", "augment=typos", "no text augmentation"),
+    ],
+)
+def test_train_refuses_bad_adversarial_settings(
+    shop_dir: Path, tmp_path: Path, model: str, spec: str, message: str
+) -> None:
+    out = tmp_path / "m"
+    result = zsrec("train", str(shop_dir), "--model", model, *ENCODER, "--adversarial", spec, "--out", str(out))
+    assert_user_error(result, contains=message)
+    assert not out.exists()

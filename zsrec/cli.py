@@ -407,6 +407,14 @@ def train(
         str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
     ] = "",
     encoder: EncoderOpt = "minilm",
+    adversarial: Annotated[
+        str,
+        typer.Option(
+            help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder): comma-separated "
+            "field=value pairs of AdversarialSettings, e.g. 'method=pgd,epsilon=0.5' (attacks on the word "
+            "embeddings) or 'augment=typos+stuffing' (perturbed training texts, stuffed hard negatives)."
+        ),
+    ] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
@@ -430,6 +438,14 @@ def train(
         member_names = tuple(parse_model_names(members)) if members.strip() else ()
         if member_names and name != "ensemble":
             raise ConfigError(f"--members only applies to --model ensemble, not {name!r}")
+        attack = None
+        if adversarial.strip():
+            from zsrec.models.registry import ADVERSARIAL_MODELS
+            from zsrec.training.adversarial import parse_adversarial
+
+            if name not in ADVERSARIAL_MODELS:
+                raise ConfigError(f"--adversarial applies to {', '.join(sorted(ADVERSARIAL_MODELS))}, not {name!r}")
+            attack = parse_adversarial(adversarial)
         split_settings = (
             None
             if protocol == ALL_DATA
@@ -451,6 +467,8 @@ def train(
         context = {"embeddings": embeddings, "encoder": encoder}
         if member_names:
             context["members"] = member_names
+        if attack is not None:
+            context["adversarial"] = attack
         recommender = build_model(name, ModelContext(**context))
         recommender.reporter = reporter
         reporter.message(f"training {name}")  # the model reports its epochs and bars through `reporter`

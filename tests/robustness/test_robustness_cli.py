@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from shop_fixtures import tiny_shop
+from shop_fixtures import write_tiny_shop
 from typer.testing import CliRunner
 
 from zsrec.cli import app
@@ -21,15 +21,7 @@ def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def shop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shop")
-    data = tiny_shop()
-    data.items.to_csv(folder / "items.csv", index=False)
-    inter = data.interactions.assign(
-        user_id=data.users["user_id"].to_numpy()[data.interactions["user"]],
-        item_id=data.items["item_id"].to_numpy()[data.interactions["item"]],
-    )
-    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
-    return folder
+    return write_tiny_shop(tmp_path_factory.mktemp("shop"))
 
 
 def test_robustness_prints_tables_and_writes_json(shop_dir: Path, tmp_path: Path) -> None:
@@ -60,3 +52,26 @@ def test_robustness_bad_input_is_one_error_line(shop_dir: Path, extra: list[str]
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_robustness_of_trained_folders_reads_tampered_text_without_retraining(shop_dir: Path, tmp_path: Path) -> None:
+    """A `zsrec train` folder (same split) is loaded, not refitted; a folder of another split is refused."""
+    lora, other = tmp_path / "lora", tmp_path / "other"
+    split = ["--protocol", "leave-category-out", *ARGS]
+    for folder, options in ((lora, split), (other, ["--protocol", "leave-category-out", *ARGS[:2]])):
+        made = CliRunner().invoke(
+            app, ["train", str(shop_dir), "--model", "two-tower-lora", *options, "--out", str(folder)]
+        )
+        assert made.exit_code == 0, made.output
+    out = tmp_path / "robust.json"
+    result = CliRunner().invoke(
+        app,
+        ["robustness", str(shop_dir), *ARGS, "--models", f"{lora},tfidf", "--n-stuffed", "2", "--k", "1"]
+        + ["--bootstrap", "0", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {str(lora), "tfidf"}
+    assert set(doc["results"][str(lora)]["attacks"]) == {"typos", "stuffing", "noise", "no-brand"}
+    refused = CliRunner().invoke(app, ["robustness", str(shop_dir), *ARGS, "--models", str(other)])
+    assert refused.exit_code == 2 and "held out" in refused.output, refused.output

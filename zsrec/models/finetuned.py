@@ -35,6 +35,7 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter
 from zsrec.io import atomic_write_bytes, atomic_write_text
 from zsrec.models.base import Recommender
+from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import ContrastiveSettings, TextTower, train_contrastive, user_vectors
 
 MODES = ("lora", "full")
@@ -367,13 +368,17 @@ class FinetunedTwoTowerFull(FinetunedTwoTower):
     name = "two-tower-full"
 
 
-def lora_model(*, encoder: str = "minilm", reporter: Reporter | None = None) -> FinetunedTwoTower:
-    """`two-tower-lora` with its benchmark defaults."""
-    settings = FinetuneSettings(encoder=encoder, mode="lora", training=ContrastiveSettings(lr=3e-4))
-    return FinetunedTwoTower(settings, reporter=reporter)
+def lora_model(
+    *, encoder: str = "minilm", reporter: Reporter | None = None, adversarial: AdversarialSettings | None = None
+) -> FinetunedTwoTower:
+    """`two-tower-lora` with its benchmark defaults (and `adversarial` training when given)."""
+    training = ContrastiveSettings(lr=3e-4, adversarial=adversarial or AdversarialSettings())
+    return FinetunedTwoTower(FinetuneSettings(encoder=encoder, mode="lora", training=training), reporter=reporter)
 
 
-def full_model(*, encoder: str = "minilm", reporter: Reporter | None = None) -> FinetunedTwoTower:
-    """`two-tower-full` with its benchmark defaults."""
-    settings = FinetuneSettings(encoder=encoder, mode="full", training=ContrastiveSettings(lr=3e-5))
-    return FinetunedTwoTowerFull(settings, reporter=reporter)
+def full_model(
+    *, encoder: str = "minilm", reporter: Reporter | None = None, adversarial: AdversarialSettings | None = None
+) -> FinetunedTwoTower:
+    """`two-tower-full` with its benchmark defaults (and `adversarial` training when given)."""
+    training = ContrastiveSettings(lr=3e-5, adversarial=adversarial or AdversarialSettings())
+    return FinetunedTwoTowerFull(FinetuneSettings(encoder=encoder, mode="full", training=training), reporter=reporter)

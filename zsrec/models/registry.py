@@ -30,6 +30,7 @@ from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, full_model, l
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
+from zsrec.training.adversarial import AdversarialSettings
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ModelContext:
     split: EvalSplit | None = None  # only the leak reference `popularity-oracle` reads the test targets
     encoder: str = "minilm"  # encoder spec for the text models
     members: tuple[str, ...] = ()  # ensemble members (`--members a,b,c`); empty = the ensemble's default set
+    # adversarial training of the language-model trainers (`--adversarial`); None = their defaults (none)
+    adversarial: AdversarialSettings | None = None
 
 
 def _oracle(ctx: ModelContext) -> Recommender:
@@ -75,6 +78,8 @@ def _fake_encoder(ctx: ModelContext) -> bool:
 
 def _cross_encoder(ctx: ModelContext) -> Recommender:
     settings = CrossEncoderSettings(encoder=ctx.encoder)
+    if ctx.adversarial is not None:
+        settings = replace(settings, training=replace(settings.training, adversarial=ctx.adversarial))
     if _fake_encoder(ctx):  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
         settings = replace(settings, backbone="tiny-random", training=replace(settings.training, threads=1))
     return CrossEncoderRecommender(settings, embeddings=ctx.embeddings)
@@ -83,7 +88,8 @@ def _cross_encoder(ctx: ModelContext) -> Recommender:
 def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
     def build(ctx: ModelContext) -> Recommender:
         encoder = TINY_RANDOM if _fake_encoder(ctx) else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
-        return lora_model(encoder=encoder) if mode == "lora" else full_model(encoder=encoder)
+        make = lora_model if mode == "lora" else full_model
+        return make(encoder=encoder, adversarial=ctx.adversarial)
 
     return build
 
@@ -113,6 +119,9 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "two-tower-lora": _finetuned("lora"),
     "two-tower-full": _finetuned("full"),
 }
+
+#: models whose trainer takes adversarial settings (`zsrec train --adversarial`)
+ADVERSARIAL_MODELS = frozenset({"two-tower-lora", "two-tower-full", "cross-encoder"})
 
 #: models that read item text (they need an encoder and show an encode step)
 TEXT_MODELS = frozenset(

@@ -29,23 +29,45 @@ def run_robustness(
     reporter: Reporter | None = None,
     command: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Split `dataset`, then for each registered model measure clean and attacked NDCG and stuffing success.
+    """Split `dataset`, then for each model measure clean and attacked NDCG and stuffing success.
+
+    A model is a registered name (fitted here on the split's training data, and refitted on each attacked
+    catalog) or a folder made by `zsrec train` on the same split (loaded, checked as `evaluate` checks it, and
+    asked to re-read the attacked text through `with_item_text`: nothing is retrained).
 
     Returns:
         `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
         "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
     """
     from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, parse_model_names
+    from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
 
     split_settings = split_settings or SplitSettings()
     settings = settings or RobustnessSettings()
     reporter = reporter or SilentReporter()
     if split_settings.protocol != LEAVE_CATEGORY_OUT:
         raise ConfigError(f"robustness needs --protocol {LEAVE_CATEGORY_OUT} (it perturbs the new items' text)")
-    names = parse_model_names(",".join(models))
+    entries = [m.strip() for m in models if m.strip()]
+    folders = [m for m in entries if is_model_folder(m)]
+    registered = [m for m in entries if m not in folders]
+    for entry in registered:
+        if "/" in entry or entry.startswith("."):
+            raise ConfigError(f"{entry!r} is neither a known model name nor a model folder (no config.json)")
+    names = parse_model_names(",".join(registered)) if registered or not folders else []
+    names = [m for m in dict.fromkeys(entries) if m in folders or m in names]
     if "popularity-oracle" in names:
         raise ConfigError("popularity-oracle reads the test targets, not text; leave it out of a robustness run")
     data, split = prepare_split(dataset, split_settings, reporter)
+    saved: dict[str, Recommender] = {}
+    for name in folders:  # every folder is loaded and checked before any model is fitted
+        model, record = load_model_folder(name)
+        check_evaluable(record, split.train, split, name, min_history=split_settings.min_history)
+        if not callable(getattr(model, "with_item_text", None)):
+            raise ConfigError(
+                f"{name} holds a saved {model.name!r}, which cannot re-read tampered item text; give the model "
+                "name instead (it is then refitted on each attacked catalog)"
+            )
+        saved[name] = model
     if embeddings is None and any(n in TEXT_MODELS for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, encoder=encoder)
@@ -53,6 +75,8 @@ def run_robustness(
     for name in names:
 
         def fit(train: Dataset, name: str = name) -> Recommender:
+            if name in saved:  # fitted on this split's training data when it was trained; attacks re-read text
+                return saved[name]
             return build_model(name, ctx).fit(train)
 
         reporter.message(f"robustness of {name}")

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,7 @@ class IVFIndex:
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        _one_openmp_thread()
         # the selectors are kept in locals: faiss holds raw pointers to them during the search
         inc = None if include is None else faiss.IDSelectorBatch(np.ascontiguousarray(include, dtype=np.int64))
         exc = None if exclude is None else faiss.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
@@ -225,6 +227,19 @@ class IVFIndex:
             "nprobe": self.nprobe,
             "recall_at_10": self.recall_at_10,
         }
+
+
+_THREAD = threading.local()
+
+
+def _one_openmp_thread() -> None:
+    """faiss runs each search in an OpenMP team; requests already search in parallel threads, and a team per
+    request thread oversubscribes the cores. OpenMP's thread count belongs to the calling thread (a new
+    request thread starts from the process default, the core count unless OMP_NUM_THREADS says otherwise), so
+    each thread sets it to 1 on its first search."""
+    if not getattr(_THREAD, "one_openmp_thread", False):
+        faiss.omp_set_num_threads(1)
+        _THREAD.one_openmp_thread = True
 
 
 def ivf_lists(n: int) -> int:
