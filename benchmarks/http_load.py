@@ -8,6 +8,7 @@ falls behind is charged for the queue it caused (no coordinated omission). Bound
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -96,7 +97,10 @@ async def _run_stream(host: str, port: int, stream: Stream, deadline: float, res
 
 
 def run_load(host: str, port: int, streams: list[Stream], duration_s: float) -> dict[str, StreamResult]:
-    """Send every stream concurrently for at most `duration_s`; returns per-stream results."""
+    """Send every stream concurrently for at most `duration_s`; returns per-stream results.
+
+    The collector is off meanwhile: in a process that also holds a big catalog (benchmarks/serving.py), a full
+    collection paused the generator for 100+ ms, and the late sends were charged to the server as latency."""
 
     async def main() -> dict[str, StreamResult]:
         deadline = time.perf_counter() + duration_s
@@ -104,7 +108,12 @@ def run_load(host: str, port: int, streams: list[Stream], duration_s: float) -> 
         await asyncio.gather(*(_run_stream(host, port, s, deadline, results[s.name]) for s in streams))
         return results
 
-    return asyncio.run(main())
+    gc.collect()
+    gc.disable()
+    try:
+        return asyncio.run(main())
+    finally:
+        gc.enable()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -74,3 +74,41 @@ def test_encoder_process_setting_from_the_environment() -> None:
     assert ServiceConfig.from_env({"ZSREC_ENCODER_PROCESS": "0"}).encoder_process is False
     with pytest.raises(ConfigError, match="ZSREC_ENCODER_PROCESS"):
         ServiceConfig.from_env({"ZSREC_ENCODER_PROCESS": "yes"})
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc (Linux)")
+def test_the_encoder_process_ends_when_the_server_is_killed(tmp_path: Path) -> None:
+    """`kill -9` of the server must not leave its encoder process behind (it would hold the model forever)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "from zsrec.service.encoding import EncoderProcess\n"
+        "e = EncoderProcess('hashing-64')\n"
+        "print(e.pids()[0], flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(server.stdout.readline())
+        assert _running(child)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child), "the encoder process outlived its killed server"
+    finally:
+        server.kill()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child that nobody has reaped yet counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except FileNotFoundError:
+        return False

@@ -11,6 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,8 +30,11 @@ class EncoderUnavailableError(ZsrecError):
 _ENCODER: TextEncoder | None = None  # in the child only
 
 
-def _load(spec: str, threads: int) -> None:
+def _load(spec: str, threads: int, parent: int) -> None:
     global _ENCODER
+    # A child of a `kill -9`ed server would otherwise wait for work forever: its task queue's pipe never
+    # reports end-of-file, as the child holds a copy of the writing end itself.
+    threading.Thread(target=_exit_with, args=(parent,), name="zsrec-parent-watch", daemon=True).start()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read when torch is imported
         os.environ[name] = str(threads)
@@ -38,6 +43,12 @@ def _load(spec: str, threads: int) -> None:
     _ENCODER = load_encoder(spec)
     if "torch" in sys.modules:  # imported before the variables above were set (e.g. by the parent's main module)
         sys.modules["torch"].set_num_threads(threads)
+
+
+def _exit_with(parent: int, every_s: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(0)
 
 
 def _describe() -> tuple[str, int]:
@@ -60,7 +71,8 @@ class EncoderProcess:
         self.spec = spec
         self.n_forward_texts = 0
         context = multiprocessing.get_context("spawn")  # never fork a process that holds threads and faiss
-        self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_load, initargs=(spec, threads))
+        watch = (spec, threads, os.getpid())
+        self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_load, initargs=watch)
         try:
             self.model_id, self.dim = self._pool.submit(_describe).result()
         except BrokenProcessPool as error:
