@@ -168,36 +168,44 @@ def test_a_trained_text_model_folder_serves(shop_dir: Path, tmp_path: Path) -> N
         assert len(response.json()["items"]) == 3
 
 
-def test_train_adversarial_option_reaches_the_trainer_and_its_config(tmp_path: Path) -> None:
+def test_train_adversarial_and_training_options_reach_the_trainer_and_its_config(tmp_path: Path) -> None:
     out, shop = tmp_path / "lora-aug", write_tiny_shop(tmp_path)  # campers and cooks: pairs across categories
     result = zsrec(
         "train", str(shop), "--model", "two-tower-lora", *ENCODER, "--out", str(out),
         "--adversarial", "method=fgm,epsilon=0.5,augment=typos+stuffing",
+        "--training", "epochs=1,min_validation_users=1000000,lr=0.001",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    adversarial = json.loads((out / "config.json").read_text())["settings"]["training"]["adversarial"]
+    training = json.loads((out / "config.json").read_text())["settings"]["training"]
+    assert training["epochs"] == 1 and training["lr"] == 0.001 and training["min_validation_users"] == 1_000_000
+    adversarial = training["adversarial"]
     assert adversarial["method"] == "fgm" and adversarial["epsilon"] == 0.5
     assert adversarial["augment"] == ["typos", "stuffing"]
     log = json.loads((out / TRAINING_FILE).read_text())["training_log"]
+    assert [e["epoch"] for e in log["epochs"]] == [1]  # no validation fold: no untrained epoch 0 to fall back on
     assert all("adversarial_loss" in epoch for epoch in log["epochs"])  # the attack really ran
 
 
 @pytest.mark.parametrize(
-    ("model", "spec", "message"),
+    ("model", "option", "spec", "message"),
     [
-        ("tfidf", "method=fgm", "--adversarial applies to"),
-        ("two-tower-lora", "method=sideways", "method must be one of"),
-        ("two-tower-lora", "epsilon", "field=value"),
-        ("two-tower-lora", "epsilon=big", "not a number"),
-        ("two-tower-lora", "strength=2", "no field 'strength'"),
-        ("two-tower-lora", "augment=spam", "augment must name"),
-        ("cross-encoder", "augment=typos", "no text augmentation"),
+        ("tfidf", "--adversarial", "method=fgm", "--adversarial applies to"),
+        ("two-tower-lora", "--adversarial", "method=sideways", "method must be one of"),
+        ("two-tower-lora", "--adversarial", "epsilon", "field=value"),
+        ("two-tower-lora", "--adversarial", "epsilon=big", "not a number"),
+        ("two-tower-lora", "--adversarial", "strength=2", "no field 'strength'"),
+        ("two-tower-lora", "--adversarial", "augment=spam", "augment must name"),
+        ("cross-encoder", "--adversarial", "augment=typos", "no text augmentation"),
+        ("mlp-head", "--training", "epochs=1", "--training applies to"),
+        ("two-tower-lora", "--training", "epochs=1,epochs=2", "twice"),
+        ("two-tower-lora", "--training", "adversarial=fgm", "cannot be set"),
+        ("cross-encoder", "--training", "max_pairs=many", "not a number"),
     ],
 )
-def test_train_refuses_bad_adversarial_settings(
-    shop_dir: Path, tmp_path: Path, model: str, spec: str, message: str
+def test_train_refuses_bad_adversarial_and_training_settings(
+    shop_dir: Path, tmp_path: Path, model: str, option: str, spec: str, message: str
 ) -> None:
     out = tmp_path / "m"
-    result = zsrec("train", str(shop_dir), "--model", model, *ENCODER, "--adversarial", spec, "--out", str(out))
+    result = zsrec("train", str(shop_dir), "--model", model, *ENCODER, option, spec, "--out", str(out))
     assert_user_error(result, contains=message)
     assert not out.exists()

@@ -415,6 +415,14 @@ def train(
             "embeddings) or 'augment=typos+stuffing' (perturbed training texts, stuffed hard negatives)."
         ),
     ] = "",
+    training: Annotated[
+        str,
+        typer.Option(
+            help="Training settings of two-tower-lora, two-tower-full or cross-encoder: comma-separated "
+            "field=value pairs of their training dataclass, e.g. 'epochs=1,max_pairs=2000' (ContrastiveSettings, "
+            "CrossEncoderTrainingSettings)."
+        ),
+    ] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
@@ -438,14 +446,17 @@ def train(
         member_names = tuple(parse_model_names(members)) if members.strip() else ()
         if member_names and name != "ensemble":
             raise ConfigError(f"--members only applies to --model ensemble, not {name!r}")
-        attack = None
-        if adversarial.strip():
-            from zsrec.models.registry import ADVERSARIAL_MODELS
+        attack, overrides = None, None
+        if adversarial.strip() or training.strip():
+            from zsrec.models.registry import TRAINING_SETTINGS
             from zsrec.training.adversarial import parse_adversarial
+            from zsrec.training.options import parse_fields
 
-            if name not in ADVERSARIAL_MODELS:
-                raise ConfigError(f"--adversarial applies to {', '.join(sorted(ADVERSARIAL_MODELS))}, not {name!r}")
-            attack = parse_adversarial(adversarial)
+            for option, given in (("--adversarial", adversarial), ("--training", training)):
+                if given.strip() and name not in TRAINING_SETTINGS:
+                    raise ConfigError(f"{option} applies to {', '.join(sorted(TRAINING_SETTINGS))}, not {name!r}")
+            attack = parse_adversarial(adversarial) if adversarial.strip() else None
+            overrides = parse_fields(TRAINING_SETTINGS[name], training, "--training") if training.strip() else None
         split_settings = (
             None
             if protocol == ALL_DATA
@@ -469,6 +480,8 @@ def train(
             context["members"] = member_names
         if attack is not None:
             context["adversarial"] = attack
+        if overrides is not None:
+            context["training"] = overrides
         recommender = build_model(name, ModelContext(**context))
         recommender.reporter = reporter
         reporter.message(f"training {name}")  # the model reports its epochs and bars through `reporter`

@@ -369,16 +369,34 @@ class FinetunedTwoTowerFull(FinetunedTwoTower):
 
 
 def lora_model(
-    *, encoder: str = "minilm", reporter: Reporter | None = None, adversarial: AdversarialSettings | None = None
+    *,
+    encoder: str = "minilm",
+    reporter: Reporter | None = None,
+    adversarial: AdversarialSettings | None = None,
+    training: dict[str, Any] | None = None,
 ) -> FinetunedTwoTower:
-    """`two-tower-lora` with its benchmark defaults (and `adversarial` training when given)."""
-    training = ContrastiveSettings(lr=3e-4, adversarial=adversarial or AdversarialSettings())
-    return FinetunedTwoTower(FinetuneSettings(encoder=encoder, mode="lora", training=training), reporter=reporter)
+    """`two-tower-lora` with its benchmark defaults; `adversarial` and `training` (ContrastiveSettings field
+    values) override them."""
+    settings = _training(3e-4, adversarial, training)
+    return FinetunedTwoTower(FinetuneSettings(encoder=encoder, mode="lora", training=settings), reporter=reporter)
 
 
 def full_model(
-    *, encoder: str = "minilm", reporter: Reporter | None = None, adversarial: AdversarialSettings | None = None
+    *,
+    encoder: str = "minilm",
+    reporter: Reporter | None = None,
+    adversarial: AdversarialSettings | None = None,
+    training: dict[str, Any] | None = None,
 ) -> FinetunedTwoTower:
-    """`two-tower-full` with its benchmark defaults (and `adversarial` training when given)."""
-    training = ContrastiveSettings(lr=3e-5, adversarial=adversarial or AdversarialSettings())
-    return FinetunedTwoTowerFull(FinetuneSettings(encoder=encoder, mode="full", training=training), reporter=reporter)
+    """`two-tower-full` with its benchmark defaults; `adversarial` and `training` override them."""
+    settings = _training(3e-5, adversarial, training)
+    return FinetunedTwoTowerFull(FinetuneSettings(encoder=encoder, mode="full", training=settings), reporter=reporter)
+
+
+def _training(
+    lr: float, adversarial: AdversarialSettings | None, overrides: dict[str, Any] | None
+) -> ContrastiveSettings:
+    values: dict[str, Any] = {"lr": lr, **(overrides or {})}
+    if adversarial is not None:
+        values["adversarial"] = adversarial
+    return ContrastiveSettings(**values)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecom
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.training.adversarial import AdversarialSettings
+from zsrec.training.contrastive import ContrastiveSettings
+from zsrec.training.cross_encoder import CrossEncoderTrainingSettings
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class ModelContext:
     members: tuple[str, ...] = ()  # ensemble members (`--members a,b,c`); empty = the ensemble's default set
     # adversarial training of the language-model trainers (`--adversarial`); None = their defaults (none)
     adversarial: AdversarialSettings | None = None
+    # field values overriding a language-model trainer's training settings (`--training`, TRAINING_SETTINGS)
+    training: dict[str, Any] | None = None
 
 
 def _oracle(ctx: ModelContext) -> Recommender:
@@ -78,8 +83,11 @@ def _fake_encoder(ctx: ModelContext) -> bool:
 
 def _cross_encoder(ctx: ModelContext) -> Recommender:
     settings = CrossEncoderSettings(encoder=ctx.encoder)
+    overrides = dict(ctx.training or {})
     if ctx.adversarial is not None:
-        settings = replace(settings, training=replace(settings.training, adversarial=ctx.adversarial))
+        overrides["adversarial"] = ctx.adversarial
+    if overrides:
+        settings = replace(settings, training=replace(settings.training, **overrides))
     if _fake_encoder(ctx):  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
         settings = replace(settings, backbone="tiny-random", training=replace(settings.training, threads=1))
     return CrossEncoderRecommender(settings, embeddings=ctx.embeddings)
@@ -89,7 +97,7 @@ def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
     def build(ctx: ModelContext) -> Recommender:
         encoder = TINY_RANDOM if _fake_encoder(ctx) else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
         make = lora_model if mode == "lora" else full_model
-        return make(encoder=encoder, adversarial=ctx.adversarial)
+        return make(encoder=encoder, adversarial=ctx.adversarial, training=ctx.training)
 
     return build
 
@@ -120,8 +128,13 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "two-tower-full": _finetuned("full"),
 }
 
-#: models whose trainer takes adversarial settings (`zsrec train --adversarial`)
-ADVERSARIAL_MODELS = frozenset({"two-tower-lora", "two-tower-full", "cross-encoder"})
+#: the training settings of each language-model trainer: `zsrec train --training` sets their fields, and
+#: `--adversarial` their `adversarial` field
+TRAINING_SETTINGS: dict[str, type] = {
+    "two-tower-lora": ContrastiveSettings,
+    "two-tower-full": ContrastiveSettings,
+    "cross-encoder": CrossEncoderTrainingSettings,
+}
 
 #: models that read item text (they need an encoder and show an encode step)
 TEXT_MODELS = frozenset(

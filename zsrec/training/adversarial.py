@@ -85,33 +85,9 @@ class AdversarialSettings:
 def parse_adversarial(spec: str) -> AdversarialSettings:
     """`AdversarialSettings` from the CLI's one-option form: comma-separated `field=value` pairs, several
     augmentations joined by `+`, e.g. `method=pgd,epsilon=0.5` or `augment=typos+stuffing,augment_prob=0.5`."""
-    values: dict[str, object] = {}
-    fields = AdversarialSettings.__dataclass_fields__
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        key, sep, raw = (x.strip() for x in part.partition("="))
-        if not sep or not raw:
-            raise ConfigError(f"--adversarial takes field=value pairs, got {part!r} (e.g. 'augment=stuffing')")
-        if key not in fields:
-            raise ConfigError(f"--adversarial has no field {key!r}; fields: {', '.join(fields)}")
-        if key in values:
-            raise ConfigError(f"--adversarial names {key!r} twice")
-        kind = fields[key].type
-        try:
-            if key == "augment":
-                values[key] = tuple(a.strip() for a in raw.split("+") if a.strip())
-            elif kind in ("int", int):
-                values[key] = int(raw)
-            elif kind in ("float", float):
-                values[key] = float(raw)
-            else:
-                values[key] = raw
-        except ValueError as error:
-            raise ConfigError(f"--adversarial {key}: {raw!r} is not a number") from error
-    if not values:
-        raise ConfigError("--adversarial is empty; give e.g. 'method=fgm' or 'augment=stuffing'")
-    return AdversarialSettings(**values)  # type: ignore[arg-type]
+    from zsrec.training.options import parse_fields
+
+    return AdversarialSettings(**parse_fields(AdversarialSettings, spec, "--adversarial"))
 
 
 def word_embeddings(model: nn.Module) -> nn.Embedding:
