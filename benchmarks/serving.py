@@ -302,8 +302,14 @@ def run_size(n: int, args: argparse.Namespace, base, titles, cats, work: Path) -
         proc.wait(timeout=300)
     t = time.perf_counter()
     proc, row["restart_s"] = start_server(folder, port, work / f"server-{n}-restart.log")
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=300)
+    try:  # the same /recommend load on the restarted server (index from its snapshot, not just built)
+        load_phase(port, proc.pid, args.warmup_rate, 0, args.warmup, titles, seed=args.seed, tag="warm2")
+        for rate in (float(r) for r in args.rate.split(",")):
+            again = load_phase(port, proc.pid, rate, 0, args.duration, titles, seed=args.seed + 9, tag="again")
+            row["loads"].append(again | {"after_restart": True})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
     if not args.keep:
         shutil.rmtree(folder)
     return row
@@ -321,22 +327,25 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float, command
         "",
         f"Open-loop load over loopback: `/recommend` (a random known user, k=10) at {args.rate} req/s for "
         f"{args.duration:g} s, alone, then again with `/items` (one new item, encoded by MiniLM in the server's "
-        f"encoder process) at {args.write_rate:g} req/s beside it. Each size starts with {args.warmup:g} s of "
-        f"unreported load at {args.warmup_rate:g} req/s. Latency counts from each request's scheduled time. "
+        f"encoder process) at {args.write_rate:g} req/s beside it, on the server that has just built its index; "
+        "then alone once more after a restart (index read from its snapshot). Each server start is followed by "
+        f"{args.warmup:g} s of unreported load at {args.warmup_rate:g} req/s. Latency counts from each request's "
+        "scheduled time. "
         "Catalog: real MiniLM title embeddings recombined (see the script's docstring); 10,000 users. The load "
         "generator runs on the same 2 cores.",
         "",
-        "| items | index | /recommend offered req/s | /items req/s | /recommend p50 / p99 ms | /recommend req/s "
-        "answered | unanswered | /items p50 / p99 ms | 5xx | server RSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| items | index | server | /recommend offered req/s | /items req/s | /recommend p50 / p99 ms | /recommend "
+        "req/s answered | unanswered | /items p50 / p99 ms | 5xx | server RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for load in r["loads"]:
             rec, items = load["recommend"], load.get("items")
             written = f"{items['p50_ms']:.1f} / {items['p99_ms']:.1f}" if items else "–"
             errors = rec["errors_5xx"] + (items["errors_5xx"] if items else 0)
+            server = "restarted" if load.get("after_restart") else "first start"
             lines.append(
-                f"| {r['items']:,} | {r['index']} | {load['rate']:g} | {load['write_rate']:g} | "
+                f"| {r['items']:,} | {r['index']} | {server} | {load['rate']:g} | {load['write_rate']:g} | "
                 f"{rec['p50_ms']:.1f} / {rec['p99_ms']:.1f} | {rec['rps']:.0f} | {rec['failed']} | {written} | "
                 f"{errors} | {load['rss_mib']:.0f} |"
             )
@@ -370,11 +379,12 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float, command
     big = [r for r in rows if r["items"] >= 1_000_000]
     if big:
         r = big[0]
-        for load in sorted(r["loads"], key=lambda x: (-x["rate"], x["write_rate"])):
+        for load in sorted(r["loads"], key=lambda x: (-x["rate"], bool(x.get("after_restart")), x["write_rate"])):
             rec = load["recommend"]
             # answered req/s over the whole phase, tails included: 1% slack for the phase's ramp-down
             ok = rec["p99_ms"] < 50 and rec["rps"] >= 0.99 * 200 and load["rate"] >= 200 and r["api_recall"] >= 0.95
             alone = "alone" if not load["write_rate"] else f"with /items at {load['write_rate']:g} req/s beside it"
+            alone += ", restarted server" if load.get("after_restart") else ", first start (index just built)"
             lines += [
                 "",
                 f"Acceptance (1M items, `/recommend` p99 < 50 ms at ≥ 200 req/s, recall@10 ≥ 0.95), `/recommend` "

@@ -99,8 +99,10 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
-def check_request(models: Sequence[str], split_settings: SplitSettings, eval_settings: EvalSettings) -> list[str]:
-    """Check what settings cannot check alone, before any work; returns the model names de-duplicated."""
+def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`--models` entries as (every entry de-duplicated, in order; the ones that are model folders).
+
+    Registered names are checked (ConfigError for an unknown one, or for a path that holds no model)."""
     from zsrec.models.registry import parse_model_names
     from zsrec.training.artifacts import is_model_folder
 
@@ -111,7 +113,12 @@ def check_request(models: Sequence[str], split_settings: SplitSettings, eval_set
         if "/" in entry or entry.startswith("."):
             raise ConfigError(f"{entry!r} is neither a known model name nor a model folder (no config.json)")
     names = parse_model_names(",".join(registered)) if registered or not folders else []  # none at all: error
-    names = [m for m in dict.fromkeys(entries) if m in folders or m in names]
+    return [m for m in dict.fromkeys(entries) if m in folders or m in names], folders
+
+
+def check_request(models: Sequence[str], split_settings: SplitSettings, eval_settings: EvalSettings) -> list[str]:
+    """Check what settings cannot check alone, before any work; returns the model names de-duplicated."""
+    names, _ = model_entries(models)
     if eval_settings.n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be >= 0, got {eval_settings.n_bootstrap}")
     if split_settings.protocol != LEAVE_CATEGORY_OUT and "new" in eval_settings.pools:

@@ -27,7 +27,7 @@ from zsrec.models.baselines import (
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
-from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, full_model, lora_model
+from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
 from zsrec.models.tuned import TunedZeroShot
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
@@ -96,8 +96,7 @@ def _cross_encoder(ctx: ModelContext) -> Recommender:
 def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
     def build(ctx: ModelContext) -> Recommender:
         encoder = TINY_RANDOM if _fake_encoder(ctx) else ctx.encoder  # a fake-encoder run fine-tunes a tiny random BERT
-        make = lora_model if mode == "lora" else full_model
-        return make(encoder=encoder, adversarial=ctx.adversarial, training=ctx.training)
+        return two_tower_model(mode, encoder=encoder, adversarial=ctx.adversarial, training=ctx.training)
 
     return build
 

@@ -11,7 +11,7 @@ from zsrec import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, prepare_split
+from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, model_entries, prepare_split
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.robustness.attacks import choose_stuffed_items
@@ -39,22 +39,15 @@ def run_robustness(
         `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
         "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, parse_model_names
-    from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
+    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
+    from zsrec.training.artifacts import check_evaluable, load_model_folder
 
     split_settings = split_settings or SplitSettings()
     settings = settings or RobustnessSettings()
     reporter = reporter or SilentReporter()
     if split_settings.protocol != LEAVE_CATEGORY_OUT:
         raise ConfigError(f"robustness needs --protocol {LEAVE_CATEGORY_OUT} (it perturbs the new items' text)")
-    entries = [m.strip() for m in models if m.strip()]
-    folders = [m for m in entries if is_model_folder(m)]
-    registered = [m for m in entries if m not in folders]
-    for entry in registered:
-        if "/" in entry or entry.startswith("."):
-            raise ConfigError(f"{entry!r} is neither a known model name nor a model folder (no config.json)")
-    names = parse_model_names(",".join(registered)) if registered or not folders else []
-    names = [m for m in dict.fromkeys(entries) if m in folders or m in names]
+    names, folders = model_entries(models)
     if "popularity-oracle" in names:
         raise ConfigError("popularity-oracle reads the test targets, not text; leave it out of a robustness run")
     data, split = prepare_split(dataset, split_settings, reporter)
