@@ -99,6 +99,7 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         try:
             yield
         finally:
+            gc.unfreeze()  # an app embedded in a longer-lived process leaves the collector as it found it
             engine.close()
             if isinstance(encoder, EncoderProcess):
                 encoder.close()
