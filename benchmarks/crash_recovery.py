@@ -73,9 +73,8 @@ def crash_check(
         Stream("items", "POST", "/items", write_rate, writes),
     ]
     killer = threading.Timer(kill_at, proc.kill)  # SIGKILL: no shutdown hook, no snapshot, no flush
-    killer.start()
-    try:
-        results = run_load("127.0.0.1", port, streams, duration)
+    try:  # the timer starts with the streams, so `kill_at` and their failure times share one clock
+        results = run_load("127.0.0.1", port, streams, duration, on_start=killer.start)
     finally:
         killer.cancel()
         proc.kill()

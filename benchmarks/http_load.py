@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -96,8 +97,11 @@ async def _run_stream(host: str, port: int, stream: Stream, deadline: float, res
         pool.get_nowait()[1].close()
 
 
-def run_load(host: str, port: int, streams: list[Stream], duration_s: float) -> dict[str, StreamResult]:
-    """Send every stream concurrently for at most `duration_s`; returns per-stream results.
+def run_load(
+    host: str, port: int, streams: list[Stream], duration_s: float, on_start: Callable[[], None] | None = None
+) -> dict[str, StreamResult]:
+    """Send every stream concurrently for at most `duration_s`; returns per-stream results. `on_start` is
+    called as the streams start (their `failed_at_s` count from then).
 
     The collector is off meanwhile: in a process that also holds a big catalog (benchmarks/serving.py), a full
     collection paused the generator for 100+ ms, and the late sends were charged to the server as latency."""
@@ -105,6 +109,8 @@ def run_load(host: str, port: int, streams: list[Stream], duration_s: float) -> 
     async def main() -> dict[str, StreamResult]:
         deadline = time.perf_counter() + duration_s
         results = {s.name: StreamResult(s.name) for s in streams}
+        if on_start is not None:
+            on_start()
         await asyncio.gather(*(_run_stream(host, port, s, deadline, results[s.name]) for s in streams))
         return results
 
