@@ -76,3 +76,13 @@ def test_snapshot_keeps_the_codec_and_searches_the_same(catalog: np.ndarray, tmp
 def test_bad_index_settings_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         IndexSettings(**bad)
+
+
+def test_float32_lists_are_not_rescored(catalog: np.ndarray) -> None:
+    """A flat IVF already scores exactly: the exact matrix is ignored and no extra candidates are fetched."""
+    rows = np.arange(len(catalog))
+    flat = IVFIndex.build(rows, catalog, IndexSettings(codec="flat"), exact=lambda: catalog)
+    assert flat.exact is None and flat.refine == 1 and flat.describe()["codec"] == "flat"
+    queries = sample_queries(catalog, 20, seed=4)
+    scores, found = flat.search_with(queries, 10, flat.index.nlist)
+    np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", catalog[found], queries), atol=1e-5)

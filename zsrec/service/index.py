@@ -125,7 +125,8 @@ class IVFIndex:
     """faiss IVF (inner product) with the store rows as ids; true removal via `remove_ids`.
 
     With `exact` (a callable returning the caller's row-indexed float32 matrix, like `ExactIndex`), the best
-    `k x refine` candidates of the lists are re-scored exactly and the top `k` of those returned.
+    `k x refine` candidates of 8-bit lists are re-scored exactly and the top `k` of those returned (float32
+    lists score exactly already: `exact` is ignored for them).
     """
 
     kind = "ivf"
@@ -142,8 +143,8 @@ class IVFIndex:
         self.index = index
         self.nprobe = nprobe
         self.recall_at_10 = recall_at_10
-        self.exact = exact
-        self.refine = refine if exact is not None else 1
+        self.exact = exact if isinstance(index, faiss.IndexIVFScalarQuantizer) else None
+        self.refine = refine if self.exact is not None else 1
 
     @classmethod
     def build(
@@ -200,12 +201,11 @@ class IVFIndex:
         params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         scores, found = self.index.search(queries, k * self.refine, params=params)
-        if self.exact is not None:
-            matrix = self.exact()
-            scores = np.einsum("qcd,qd->qc", matrix[np.maximum(found, 0)], queries)
-        scores[found < 0] = -np.inf
-        if self.refine == 1 and self.exact is None:
+        if self.exact is None:
+            scores[found < 0] = -np.inf
             return scores, found
+        scores = np.einsum("qcd,qd->qc", self.exact()[np.maximum(found, 0)], queries)
+        scores[found < 0] = -np.inf
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         scores, found = np.take_along_axis(scores, order, axis=1), np.take_along_axis(found, order, axis=1)
         found[~np.isfinite(scores)] = -1
