@@ -77,10 +77,23 @@ def table(doc: dict) -> str:
     t = doc["tuning"]
     weights = ", ".join(f"{m} {w:g}" for m, w in zip(doc["members"], t["weights"], strict=True))
     folds = "; ".join("/".join(f["categories"]) for f in t.get("validation_folds", []))
+    searched = t.get("searches", {}).get(t["fusion"], {}).get("weights", t["weights"])
+    searched_text = ", ".join(f"{m} {w:g}" for m, w in zip(doc["members"], searched, strict=True))
+    gate = t.get("gate") or {}
+    if gate.get("ci"):
+        lo, hi = gate["ci"]
+        verdict = "kept" if gate["kept"] else "not kept: the ensemble is the best single member alone"
+        gate_text = (
+            f" Gate: the same search run on one fold and scored on the other gains {gate['gain']:+.4f} NDCG@10 "
+            f"over the best single member there (paired 95% CI [{lo:+.4f}, {hi:+.4f}]), so the fusion is {verdict}."
+        )
+    else:
+        gate_text = ""
     lines = [
         f"`{doc['dataset']}` — held out: {'; '.join(doc['heldout_categories'])}; {doc['n_test_users']:,} test users, "
-        f"{doc['n_new_items']:,} new items. Chosen fusion **{t['fusion']}**, weights {weights} (validation "
-        f"NDCG@10 {t.get('validation_ndcg@10', float('nan')):.4f} on folds {folds}). Fit {doc['fit_seconds']:.0f} s.",
+        f"{doc['n_new_items']:,} new items. Searched fusion **{t['fusion']}**, weights {searched_text} (validation "
+        f"NDCG@10 {t.get('validation_ndcg@10', float('nan')):.4f} on folds {folds}).{gate_text} "
+        f"Served weights: {weights}. Fit {doc['fit_seconds']:.0f} s.",
         "",
         "| model | NDCG@10 (new pool) | 95% CI |",
         "|---|---|---|",

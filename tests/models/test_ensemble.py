@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -193,3 +194,34 @@ def test_the_gate_compares_against_the_best_single_member(embeddings: EmbeddingS
     assert gate == {"kept": False, "gain": 0.0, "ci": [0.0, 0.0], "confidence": 0.95}
     gate = model._gate({"per_user": per_user + 0.1, "single_per_user": per_user})
     assert gate["kept"] and gate["gain"] == pytest.approx(0.1)
+
+
+def test_the_gate_scores_each_fold_with_weights_searched_without_it(embeddings: EmbeddingSource) -> None:
+    # Two validation folds of 100 users. Blending the members helps fold 0 (+0.05 per user) and hurts fold 1
+    # (-0.01); alone, each member scores the same. Searched and scored on both folds, the blend wins (+0.02 a
+    # user, every user counted where it was picked); searched on one fold and scored on the other, it never
+    # gains: fold 0 alone picks the blend, which loses on fold 1; fold 1 alone keeps the single member.
+    settings = EnsembleSettings(members=("tfidf", "random"), fusions=("score",))
+    model = EnsembleRecommender(settings, embeddings=embeddings)
+    folds = [SimpleNamespace(test_users=np.arange(100)) for _ in range(2)]
+    base = np.random.default_rng(0).uniform(0.0, 0.2, size=(2, 100))
+
+    def per_user(weights: np.ndarray) -> list[np.ndarray]:
+        blend = bool(weights[0] > 0 and weights[1] > 0)
+        return [base[0] + 0.05 * blend, base[1] - 0.01 * blend]
+
+    in_sample = model._search(per_user, model._masks(folds, None))
+    assert in_sample["weights"][0] > 0 and in_sample["weights"][1] > 0  # the search on all users blends
+    held_out = model._out_of_fold(folds, {"score": per_user})  # type: ignore[arg-type]
+    assert [c["weights"] for c in held_out["out_of_fold"]] == [[1.0, 0.0], in_sample["weights"]]
+    diff = held_out["per_user"] - held_out["single_per_user"]
+    np.testing.assert_allclose(diff, np.r_[np.zeros(100), np.full(100, -0.01)])
+    gate = model._gate(held_out)
+    assert not gate["kept"] and gate["gain"] == pytest.approx(-0.005)
+
+
+def test_one_validation_fold_is_cross_fitted_on_two_halves_of_its_users(embeddings: EmbeddingSource) -> None:
+    model = EnsembleRecommender(EnsembleSettings(members=("tfidf", "random")), embeddings=embeddings)
+    folds = [SimpleNamespace(test_users=np.arange(51))]
+    (first,), (second,) = model._masks(folds, 0), model._masks(folds, 1)
+    assert not (first & second).any() and (first | second).all() and abs(int(first.sum()) - int(second.sum())) <= 1
