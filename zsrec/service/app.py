@@ -1,11 +1,17 @@
 """The HTTP API: `create_app(model_dir)` builds a FastAPI app that loads the service folder in its lifespan.
 
-Endpoints are sync `def`s on purpose: numpy and faiss work would block the event loop in an `async def`, while
-Starlette runs sync endpoints in its thread pool, where numpy and faiss release the GIL.
+The event loop only parses and answers; each request's numpy and faiss work runs in one of two small thread
+pools, one for reads (`/recommend`, `/similar`, `/audience`, `/health`) and one for writes (`/items`, `/events`),
+where numpy and faiss release the GIL. The pools are small on purpose: with Starlette's default of 40 threads
+for sync endpoints, a short backlog at 1M items put dozens of request threads in contention for the GIL (each
+faiss or numpy call hands it over and waits to get it back), and the server stalled for seconds at a time
+(open-loop p50 100-400 ms for 3-10 s stretches, while a core stood idle); with 4 read threads it kept up
+(benchmarks/serving.py). A write waiting for the encoder holds a write thread, never a read one.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -31,17 +38,23 @@ from zsrec.service.store import ItemRecord
 @dataclass(frozen=True)
 class ServiceConfig:
     """Run-time settings, from the environment (ZSREC_MAX_BODY_BYTES, ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL,
-    ZSREC_INDEX_CODEC, ZSREC_ENCODER_PROCESS)."""
+    ZSREC_INDEX_CODEC, ZSREC_ENCODER_PROCESS, ZSREC_READ_THREADS, ZSREC_WRITE_THREADS)."""
 
     max_body_bytes: int = 1_048_576  # larger request bodies get 413 before they are parsed
     index: IndexSettings = IndexSettings()
     # the text encoder in a child process (zsrec.service.encoding): what `zsrec serve` does (from_env's
     # default); in-process here so that tests and embedding apps start no process
     encoder_process: bool = False
+    read_threads: int = 4  # threads serving reads at once; more requests wait in the event loop (see above)
+    write_threads: int = 2  # threads serving writes at once (writes also take turns on the engine's write lock)
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if self.read_threads < 1 or self.write_threads < 1:
+            raise ConfigError(
+                f"read_threads and write_threads must be >= 1, got {self.read_threads} and {self.write_threads}"
+            )
 
     @classmethod
     def from_env(cls, env: MutableMapping[str, str] | None = None) -> ServiceConfig:
@@ -59,6 +72,8 @@ class ServiceConfig:
                 max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)),
                 index=index,
                 encoder_process=in_child == "1",
+                read_threads=int(env.get("ZSREC_READ_THREADS", cls.read_threads)),
+                write_threads=int(env.get("ZSREC_WRITE_THREADS", cls.write_threads)),
             )
         except ValueError as error:
             raise ConfigError(f"bad service setting in the environment: {error}") from error
@@ -96,6 +111,8 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         gc.collect()
         gc.freeze()
         app.state.engine = engine
+        app.state.reads = CapacityLimiter(config.read_threads)
+        app.state.writes = CapacityLimiter(config.write_threads)
         try:
             yield
         finally:
@@ -134,9 +151,17 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     def engine(request: Request) -> Engine:
         return request.app.state.engine
 
+    async def read(request: Request, work: Callable[..., Any], *args: Any) -> Any:
+        return await to_thread.run_sync(functools.partial(work, *args), limiter=request.app.state.reads)
+
+    async def write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
+        return await to_thread.run_sync(functools.partial(work, *args), limiter=request.app.state.writes)
+
     @app.get("/health", response_model=s.Health)
-    def health(request: Request) -> s.Health:
-        e = engine(request)
+    async def health(request: Request) -> s.Health:
+        return await read(request, _health, engine(request))
+
+    def _health(e: Engine) -> s.Health:
         described = e.index.describe()
         return s.Health(
             status="ok",
@@ -150,8 +175,10 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         )
 
     @app.post("/recommend", response_model=s.RecommendResponse)
-    def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
-        e = engine(request)
+    async def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
+        return await read(request, _recommend, engine(request), body)
+
+    def _recommend(e: Engine, body: s.RecommendRequest) -> s.RecommendResponse:
         hits = e.recommend(
             user_id=body.user_id,
             history=body.history,
@@ -174,8 +201,10 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         )
 
     @app.post("/items", response_model=s.ItemsResponse)
-    def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
-        e = engine(request)
+    async def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
+        return await write(request, _post_items, engine(request), body)
+
+    def _post_items(e: Engine, body: s.ItemsRequest) -> s.ItemsResponse:
         records = [
             ItemRecord(i.item_id, i.title, i.category, i.description, i.brand, i.extra_text()) for i in body.items
         ]
@@ -184,14 +213,18 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
 
     @app.delete("/items/{item_id}", response_model=s.DeleteResponse)
-    def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
-        e = engine(request)
+    async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
+        return await write(request, _delete_item, engine(request), item_id)
+
+    def _delete_item(e: Engine, item_id: str) -> s.DeleteResponse:
         e.delete_item(item_id)
         return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
 
     @app.post("/similar", response_model=s.SimilarResponse)
-    def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
-        e = engine(request)
+    async def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
+        return await read(request, _similar, engine(request), body)
+
+    def _similar(e: Engine, body: s.SimilarRequest) -> s.SimilarResponse:
         hits = e.similar(
             item_id=body.item_id, text=body.text, k=body.k, other_categories_only=body.other_categories_only
         )
@@ -203,13 +236,19 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         )
 
     @app.post("/audience", response_model=s.AudienceResponse)
-    def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
-        found = engine(request).audience(text=body.text, item_id=body.item_id, category=body.category, k=body.k)
+    async def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
+        return await read(request, _audience, engine(request), body)
+
+    def _audience(e: Engine, body: s.AudienceRequest) -> s.AudienceResponse:
+        found = e.audience(text=body.text, item_id=body.item_id, category=body.category, k=body.k)
         return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
 
     @app.post("/events", response_model=s.EventsResponse)
-    def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
-        created = engine(request).add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
+    async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
+        return await write(request, _events, engine(request), body)
+
+    def _events(e: Engine, body: s.EventsRequest) -> s.EventsResponse:
+        created = e.add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
         return s.EventsResponse(recorded=len(body.events), users_created=created)
 
     return app
