@@ -78,3 +78,14 @@ def test_thread_counts_from_the_environment() -> None:
         ServiceConfig.from_env({"ZSREC_READ_THREADS": "0"})
     with pytest.raises(ConfigError, match="bad service setting"):
         ServiceConfig.from_env({"ZSREC_WRITE_THREADS": "two"})
+
+
+def test_the_catalog_is_loaded_with_room_for_new_items(folder: Path) -> None:
+    with TestClient(create_app(folder, ServiceConfig())) as c:
+        engine = c.app.state.engine  # type: ignore[attr-defined]
+        vectors = engine._vectors
+        assert len(vectors) >= engine.n_items + 1024
+        assert c.post("/items", json={"items": [NEW_ITEM]}).status_code == 200
+        assert engine._vectors is vectors  # written in place: no copy of the matrix for the first posts
+        found = c.post("/similar", json={"item_id": "lantern", "k": 1}).json()["items"]
+        assert found and found[0]["item_id"] != "lantern"
