@@ -51,6 +51,20 @@ def test_encoder_process_matches_the_encoder_and_stops() -> None:
         process.encode(["x"])
 
 
+def test_the_encoder_process_yields_the_cores_to_requests() -> None:
+    import os
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    process = EncoderProcess("hashing-64")
+    try:
+        (pid,) = process.pids()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(mine + 10, 19)
+    finally:
+        process.close()
+    with pytest.raises(ZsrecError, match="nice"):
+        EncoderProcess("hashing-64", nice=20)
+
+
 def test_a_killed_encoder_process_gives_503_not_a_hang(folder: Path) -> None:
     import os
     import signal

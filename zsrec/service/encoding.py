@@ -4,6 +4,11 @@ A forward pass is hundreds of small torch operations, each taking and giving bac
 request threads it slowed every concurrent `/recommend`. Measured at 1M items, 2 cores, `/recommend` at 200
 req/s beside `/items` at 5 req/s: p99 122-173 ms with in-process encoding (20 ms without the writes). The
 child holds the model; the request thread sends texts and waits without the GIL.
+
+The child also runs at a lower scheduling priority (nice 10 by default): on a busy machine the kernel gives a
+core to a waiting `/recommend` before the next encoder layer, so a new item waits a little longer instead of
+every read. Measured at 1M items with `/items` at 5 req/s beside 200 req/s of `/recommend`: see
+benchmarks/serving.py in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ class EncoderUnavailableError(ZsrecError):
 _ENCODER: TextEncoder | None = None  # in the child only
 
 
-def _load(spec: str, threads: int, parent: int) -> None:
+def _load(spec: str, threads: int, parent: int, nice: int = 0) -> None:
     global _ENCODER
+    if nice > 0:
+        os.nice(nice)  # only ever lowers the priority, which needs no privilege
     # A child of a `kill -9`ed server would otherwise wait for work forever: its task queue's pipe never
     # reports end-of-file, as the child holds a copy of the writing end itself.
     threading.Thread(target=_exit_with, args=(parent,), name="zsrec-parent-watch", daemon=True).start()
@@ -67,11 +74,13 @@ class EncoderProcess:
     Loading happens in the child before the constructor returns, so a bad spec fails here, at start-up.
     """
 
-    def __init__(self, spec: str, *, threads: int = 1) -> None:
+    def __init__(self, spec: str, *, threads: int = 1, nice: int = 10) -> None:
+        if not 0 <= nice <= 19:
+            raise ZsrecError(f"nice must be in [0, 19], got {nice}")
         self.spec = spec
         self.n_forward_texts = 0
         context = multiprocessing.get_context("spawn")  # never fork a process that holds threads and faiss
-        watch = (spec, threads, os.getpid())
+        watch = (spec, threads, os.getpid(), nice)
         self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_load, initargs=watch)
         try:
             self.model_id, self.dim = self._pool.submit(_describe).result()

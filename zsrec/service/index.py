@@ -212,10 +212,12 @@ class IVFIndex:
         return scores, found
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        _one_openmp_thread()  # write threads too: an OpenMP team here would spin on the cores reads need
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), rows.astype(np.int64))
 
     def remove(self, rows: np.ndarray) -> None:
         if len(rows):
+            _one_openmp_thread()
             self.index.remove_ids(np.ascontiguousarray(rows, dtype=np.int64))
 
     def describe(self) -> dict[str, float | int | str]:
