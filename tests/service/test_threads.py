@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def test_reads_beyond_the_read_threads_wait_their_turn(folder: Path) -> None:
 def test_thread_counts_from_the_environment() -> None:
     config = ServiceConfig.from_env({"ZSREC_READ_THREADS": "8", "ZSREC_WRITE_THREADS": "1"})
     assert (config.read_threads, config.write_threads) == (8, 1)
-    assert (ServiceConfig.from_env({}).read_threads, ServiceConfig.from_env({}).write_threads) == (4, 2)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert (ServiceConfig.from_env({}).read_threads, ServiceConfig.from_env({}).write_threads) == (2 * cores, 2)
+    assert ServiceConfig().read_threads == 2 * cores
     with pytest.raises(ConfigError, match="read_threads"):
         ServiceConfig.from_env({"ZSREC_READ_THREADS": "0"})
     with pytest.raises(ConfigError, match="bad service setting"):

@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ class ServiceConfig:
     # the text encoder in a child process (zsrec.service.encoding): what `zsrec serve` does (from_env's
     # default); in-process here so that tests and embedding apps start no process
     encoder_process: bool = False
-    read_threads: int = 4  # threads serving reads at once; more requests wait in the event loop (see above)
+    # threads serving reads at once, two per core (4 on the 2 cores measured); more wait in the event loop
+    read_threads: int = field(default_factory=lambda: 2 * _cores())
     write_threads: int = 2  # threads serving writes at once (writes also take turns on the engine's write lock)
 
     def __post_init__(self) -> None:
@@ -72,7 +73,7 @@ class ServiceConfig:
                 max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)),
                 index=index,
                 encoder_process=in_child == "1",
-                read_threads=int(env.get("ZSREC_READ_THREADS", cls.read_threads)),
+                read_threads=int(env.get("ZSREC_READ_THREADS", 2 * _cores())),
                 write_threads=int(env.get("ZSREC_WRITE_THREADS", cls.write_threads)),
             )
         except ValueError as error:
@@ -252,6 +253,14 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         return s.EventsResponse(recorded=len(body.events), users_created=created)
 
     return app
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it, else all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _model_id(folder: Path) -> str:
