@@ -598,7 +598,16 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
 ) -> None:
-    """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs)."""
+    """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
+
+    Settings from the environment:
+
+    ZSREC_READ_THREADS, ZSREC_WRITE_THREADS: requests served at once (default two per core, and 2).
+
+    ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL, ZSREC_INDEX_CODEC (sq8 or flat): the vector index.
+
+    ZSREC_ENCODER_PROCESS (1, or 0 to encode in the server process); ZSREC_MAX_BODY_BYTES.
+    """
     # One BLAS thread per request (set before numpy loads); the service also limits it at start-up.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
