@@ -5,8 +5,9 @@ pools, one for reads (`/recommend`, `/similar`, `/audience`, `/health`) and one 
 where numpy and faiss release the GIL. The pools are small on purpose: with Starlette's default of 40 threads
 for sync endpoints, a short backlog at 1M items put dozens of request threads in contention for the GIL (each
 faiss or numpy call hands it over and waits to get it back), and the server stalled for seconds at a time
-(open-loop p50 100-400 ms for 3-10 s stretches, while a core stood idle); with 4 read threads it kept up
-(benchmarks/serving.py). A write waiting for the encoder holds a write thread, never a read one.
+(open-loop p50 100-400 ms for 3-10 s stretches, while a core stood idle); with 4 read threads three 30 s
+runs at 200 req/s had p99 26-47 ms (full benchmark runs vary with the machine's speed: docs/benchmarks.md).
+A write waiting for the encoder holds a write thread, never a read one.
 """
 
 from __future__ import annotations
