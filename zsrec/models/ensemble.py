@@ -257,11 +257,11 @@ class EnsembleRecommender(Recommender):
         n_parts = max(len(folds), 2)
         fused, single, chosen = [], [], []
         for part in range(n_parts):
-            fusion, searches = self._select(per_user, self._masks(folds, part))
+            searched = self._masks(folds, part)
+            fusion, searches = self._select(per_user, searched)
             search = searches[fusion]
             alone = np.eye(len(self.settings.members))[int(np.argmax(search["single"]))]
-            scored = self._masks(folds, part)
-            left_out = [~m for m in scored]
+            left_out = [~m for m in searched]
             fused.append(_masked(per_user[fusion](np.asarray(search["weights"])), left_out))
             single.append(_masked(per_user[fusion](alone), left_out))
             chosen.append({"fusion": fusion, "weights": search["weights"]})

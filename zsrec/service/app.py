@@ -47,7 +47,7 @@ class ServiceConfig:
     # default); in-process here so that tests and embedding apps start no process
     encoder_process: bool = False
     # threads serving reads at once, two per core (4 on the 2 cores measured); more wait in the event loop
-    read_threads: int = field(default_factory=lambda: 2 * _cores())
+    read_threads: int = field(default_factory=lambda: _two_per_core())
     write_threads: int = 2  # threads serving writes at once (writes also take turns on the engine's write lock)
 
     def __post_init__(self) -> None:
@@ -74,7 +74,7 @@ class ServiceConfig:
                 max_body_bytes=int(env.get("ZSREC_MAX_BODY_BYTES", cls.max_body_bytes)),
                 index=index,
                 encoder_process=in_child == "1",
-                read_threads=int(env.get("ZSREC_READ_THREADS", 2 * _cores())),
+                read_threads=int(env.get("ZSREC_READ_THREADS", _two_per_core())),
                 write_threads=int(env.get("ZSREC_WRITE_THREADS", cls.write_threads)),
             )
         except ValueError as error:
@@ -154,10 +154,10 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         return request.app.state.engine
 
     async def read(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-        return await to_thread.run_sync(functools.partial(work, *args), limiter=request.app.state.reads)
+        return await _in_pool(request.app.state.reads, work, *args)
 
     async def write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-        return await to_thread.run_sync(functools.partial(work, *args), limiter=request.app.state.writes)
+        return await _in_pool(request.app.state.writes, work, *args)
 
     @app.get("/health", response_model=s.Health)
     async def health(request: Request) -> s.Health:
@@ -256,12 +256,17 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     return app
 
 
-def _cores() -> int:
-    """The cores this process may run on (its affinity where the OS tells it, else all of them)."""
+async def _in_pool(pool: CapacityLimiter, work: Callable[..., Any], *args: Any) -> Any:
+    """`work(*args)` in a worker thread once `pool` has a free slot (the event loop waits, not a thread)."""
+    return await to_thread.run_sync(functools.partial(work, *args), limiter=pool)
+
+
+def _two_per_core() -> int:
+    """Two per core this process may run on (its affinity where the OS tells it, else all the cores)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return 2 * len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return 2 * (os.cpu_count() or 1)
 
 
 def _model_id(folder: Path) -> str:
