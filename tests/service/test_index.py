@@ -72,6 +72,29 @@ def test_snapshot_keeps_the_codec_and_searches_the_same(catalog: np.ndarray, tmp
         np.testing.assert_array_equal(a, b)
 
 
+def test_nprobe_is_the_smallest_reaching_the_target_on_doublings_then_quarter_steps(catalog: np.ndarray) -> None:
+    rows = np.arange(len(catalog))
+    tuned = []
+    for target in (0.8, 0.9, 0.95, 0.97, 0.99):
+        settings = IndexSettings(target_recall=target)
+        index = IVFIndex.build(rows, catalog, settings, exact=lambda: catalog)
+        queries = sample_queries(catalog, settings.tuning_queries, settings.seed + 1)
+        truth = exact_top(catalog, queries, 10)
+
+        def recall(
+            nprobe: int, index: IVFIndex = index, queries: np.ndarray = queries, truth: np.ndarray = truth
+        ) -> float:
+            return recall_at_k(index.search_with(queries, 10, nprobe)[1], truth)
+
+        assert index.recall_at_10 == pytest.approx(recall(index.nprobe)) and index.recall_at_10 >= target
+        power = 1 << (index.nprobe - 1).bit_length()  # the doubling that first reached the target
+        tried_before = [p for p in (1 << i for i in range(power.bit_length() - 1))]
+        tried_before += [p for p in range(power // 2 + 1, index.nprobe) if (p - power // 2) % max(1, power // 8) == 0]
+        assert all(recall(p) < target for p in tried_before), (target, index.nprobe)
+        tuned.append(index.nprobe)
+    assert any(p & (p - 1) for p in tuned), tuned  # some target landed between two powers of two
+
+
 @pytest.mark.parametrize("bad", [{"codec": "pq"}, {"refine": 0}])
 def test_bad_index_settings_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
