@@ -186,6 +186,18 @@ def test_train_adversarial_and_training_options_reach_the_trainer_and_its_config
     assert all("adversarial_loss" in epoch for epoch in log["epochs"])  # the attack really ran
 
 
+def test_a_head_trains_against_stuffing_from_the_cli(tmp_path: Path) -> None:
+    out, shop = tmp_path / "head-aug", write_tiny_shop(tmp_path)
+    result = zsrec(
+        "train", str(shop), "--model", "two-tower-head", *ENCODER, "--out", str(out),
+        "--adversarial", "augment=stuffing,augment_prob=0.5", "--training", "epochs=2,hidden_dim=8",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    training = json.loads((out / "config.json").read_text())["settings"]["training"]
+    assert training["epochs"] == 2 and training["hidden_dim"] == 8
+    assert training["adversarial"]["augment"] == ["stuffing"] and training["adversarial"]["augment_prob"] == 0.5
+
+
 @pytest.mark.parametrize(
     ("model", "option", "spec", "message"),
     [
@@ -196,7 +208,9 @@ def test_train_adversarial_and_training_options_reach_the_trainer_and_its_config
         ("two-tower-lora", "--adversarial", "strength=2", "no field 'strength'"),
         ("two-tower-lora", "--adversarial", "augment=spam", "augment must name"),
         ("cross-encoder", "--adversarial", "augment=typos", "no text augmentation"),
-        ("mlp-head", "--training", "epochs=1", "--training applies to"),
+        ("popularity", "--training", "epochs=1", "--training applies to"),
+        ("mlp-head", "--adversarial", "method=fgm", "only adversarial augment=stuffing"),
+        ("two-tower-head", "--training", "epochs=0", "epochs must be >= 1"),
         ("two-tower-lora", "--training", "epochs=1,epochs=2", "twice"),
         ("two-tower-lora", "--training", "adversarial=fgm", "cannot be set"),
         ("cross-encoder", "--training", "max_pairs=many", "not a number"),

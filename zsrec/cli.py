@@ -410,17 +410,18 @@ def train(
     adversarial: Annotated[
         str,
         typer.Option(
-            help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder): comma-separated "
-            "field=value pairs of AdversarialSettings, e.g. 'method=pgd,epsilon=0.5' (attacks on the word "
-            "embeddings) or 'augment=typos+stuffing' (perturbed training texts, stuffed hard negatives)."
+            help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder; the heads take only "
+            "'augment=stuffing'): comma-separated field=value pairs of AdversarialSettings, e.g. "
+            "'method=pgd,epsilon=0.5' (attacks on the word embeddings) or 'augment=typos+stuffing' (perturbed "
+            "training texts, stuffed hard negatives)."
         ),
     ] = "",
     training: Annotated[
         str,
         typer.Option(
-            help="Training settings of two-tower-lora, two-tower-full or cross-encoder: comma-separated "
-            "field=value pairs of their training dataclass, e.g. 'epochs=1,max_pairs=2000' (ContrastiveSettings, "
-            "CrossEncoderTrainingSettings)."
+            help="Training settings of two-tower-lora, two-tower-full, cross-encoder or a head (seed-linear, "
+            "two-tower-head, mlp-head): comma-separated field=value pairs of their training dataclass, e.g. "
+            "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
         ),
     ] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,

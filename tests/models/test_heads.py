@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -23,9 +24,12 @@ from zsrec.models.heads import (
     TwoTowerHead,
     TwoTowerRecommender,
 )
+from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
+    StuffedNegatives,
+    _StuffedPools,
     build_training_pairs,
     history_vectors,
     train_head,
@@ -195,6 +199,60 @@ def test_profile_text_joins_the_user_vector_and_survives_saving(embeddings, spli
     model.save(tmp_path / "m")
     loaded = TwoTowerRecommender.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score(users, split.new_items), model.score(users, split.new_items))
+
+
+# -- adversarial training: stuffed negatives ----------------------------------------------------------------
+STUFFING = AdversarialSettings(augment=("stuffing",), augment_prob=1.0)
+
+
+def test_stuffed_copies_come_from_the_batch_pool_and_never_copy_a_positive(embeddings, split) -> None:
+    data = split.train
+    vectors = embeddings.items(data.items, HeadSettings().template)
+    settings = replace(FAST, level=2)
+    pairs = build_training_pairs(data, vectors, settings)
+    n = data.n_items
+    stuffed = StuffedNegatives(torch.arange(n), torch.zeros(n, vectors.shape[1]), prob=0.5)
+    pools = _StuffedPools(pairs, stuffed, n, settings)
+    gen = torch.Generator().manual_seed(0)
+    for group, members in enumerate(pairs.group_items):
+        positives = members[:1]
+        sizes = []
+        for _ in range(100):
+            rows = pools.draw(group, positives, gen)
+            assert (rows >= n).all()  # stuffed copies sit after the catalog's rows
+            drawn = stuffed.items[rows - n].tolist()
+            assert set(drawn) <= set(members.tolist()) - {int(positives[0])} and len(set(drawn)) == len(drawn)
+            sizes.append(len(rows))
+        if len(members) > 1:
+            assert 0.3 < np.mean(sizes) < 0.7  # about prob per positive
+
+
+def test_stuffing_training_pushes_stuffed_copies_below_their_originals(embeddings, split) -> None:
+    # small batches: a tiny-shop batch of 256 pairs holds every item of its category as a positive, and a
+    # positive's own stuffed copy is never its negative
+    training = replace(FAST, epochs=10, lr=1e-2, batch_size=8)
+    plain = _head("two-tower-head", embeddings, training).fit(split.train)
+    tough = _head("two-tower-head", embeddings, replace(training, adversarial=STUFFING)).fit(split.train)
+    stuffed = tough._stuffed(split.train, split.train)
+    assert stuffed is not None and len(stuffed.items) > 0
+    assert set(stuffed.items.tolist()) <= set(split.train.interactions["item"].tolist())  # training items only
+    assert not set(stuffed.items.tolist()) & set(split.new_items.tolist())  # never a held-out item
+
+    def stuffing_gain(model: HeadRecommender) -> float:
+        users = torch.from_numpy(model.user_vectors_)
+        originals = torch.from_numpy(model.item_vectors_[stuffed.items.numpy()])
+        return float((model.head_.scores(users, stuffed.vectors) - model.head_.scores(users, originals)).mean())
+
+    assert stuffing_gain(tough) < stuffing_gain(plain)
+    assert plain._stuffed(split.train, split.train) is None  # without the setting nothing is stuffed
+
+
+def test_heads_take_only_stuffed_negatives_and_keep_them_in_their_config() -> None:
+    for bad in (AdversarialSettings(method="fgm"), AdversarialSettings(augment=("typos", "stuffing"))):
+        with pytest.raises(ConfigError, match="only adversarial augment=stuffing"):
+            HeadTrainingSettings(adversarial=bad)
+    settings = HeadSettings(training=HeadTrainingSettings(adversarial=STUFFING))
+    assert HeadSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
 
 
 # -- settings -----------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
+    StuffedNegatives,
     build_training_pairs,
     history_vectors,
     train_head,
@@ -208,23 +209,54 @@ class HeadRecommender(Recommender):
         torch.manual_seed(t.seed)
         head = self.new_head(dim)
         if task is None:  # too little data to hold categories out: train the full number of epochs
-            log = train_head(head, build_training_pairs(data, self.item_vectors_, t, **profile), items, t)
+            stuffed = self._stuffed(data, data)
+            pairs = build_training_pairs(data, self.item_vectors_, t, **profile)
+            log = train_head(head, pairs, items, t, stuffed=stuffed)
         else:
+            stuffed = self._stuffed(data, task.split.train)
             pairs = build_training_pairs(task.split.train, self.item_vectors_, t, **profile)
             log = train_head(
-                head, pairs, items, t, validate=lambda h: validation_ndcg(h, task), on_epoch=self._report_epoch
+                head,
+                pairs,
+                items,
+                t,
+                validate=lambda h: validation_ndcg(h, task),
+                on_epoch=self._report_epoch,
+                stuffed=stuffed,
             )
             if t.refit and log["best_epoch"] > 0:
                 torch.manual_seed(t.seed)
                 head = self.new_head(dim)
                 all_pairs = build_training_pairs(data, self.item_vectors_, t, **profile)
-                log["refit"] = train_head(head, all_pairs, items, t, epochs=log["best_epoch"])["epochs"]
+                stuffed = self._stuffed(data, data)
+                log["refit"] = train_head(head, all_pairs, items, t, epochs=log["best_epoch"], stuffed=stuffed)[
+                    "epochs"
+                ]
         log["validation"] = None if task is None else task.describe()
         self.head_ = head
         self.training_log_ = log
         self.n_trainable_params_ = sum(p.numel() for p in head.parameters() if p.requires_grad)
         self.user_vectors_ = self._user_vectors()
         return self
+
+    def _stuffed(self, data: Dataset, train: Dataset) -> StuffedNegatives | None:
+        """Stuffed copies of the items `train` has interactions with (adversarial training), or None."""
+        t = self.settings.training
+        if "stuffing" not in t.adversarial.augment:
+            return None
+        from zsrec.data.splits import default_validation_level
+        from zsrec.training.adversarial import TextAugmenter
+
+        trained = np.unique(train.interactions["item"].to_numpy())
+        categories = data.category_at(t.level or default_validation_level(data))
+        augmenter = TextAugmenter.for_training(data.items, categories, trained, self.settings.template, t.adversarial)
+        texts, stuffed_items = augmenter.stuffed_copies(np.random.default_rng(t.adversarial.seed))
+        vectors = self.embeddings.texts(texts, kind="passage", namespace=self.settings.template.id)
+        return StuffedNegatives(
+            torch.from_numpy(stuffed_items),
+            torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
+            t.adversarial.augment_prob,
+        )
 
     def _report_epoch(self, entry: dict[str, Any]) -> None:
         if self.reporter is None:

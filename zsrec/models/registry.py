@@ -34,6 +34,7 @@ from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSetting
 from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import ContrastiveSettings
 from zsrec.training.cross_encoder import CrossEncoderTrainingSettings
+from zsrec.training.heads import HeadTrainingSettings
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,15 @@ def _zero_shot_preset(name: str) -> Callable[[ModelContext], Recommender]:
 
 
 def _head(cls: type[Recommender]) -> Callable[[ModelContext], Recommender]:
-    return lambda ctx: cls(HeadSettings(encoder=ctx.encoder), embeddings=ctx.embeddings)
+    def build(ctx: ModelContext) -> Recommender:
+        overrides = dict(ctx.training or {})
+        if ctx.adversarial is not None:
+            overrides["adversarial"] = ctx.adversarial
+        return cls(
+            HeadSettings(encoder=ctx.encoder, training=HeadTrainingSettings(**overrides)), embeddings=ctx.embeddings
+        )
+
+    return build
 
 
 def _fake_encoder(ctx: ModelContext) -> bool:
@@ -130,6 +139,9 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
 #: the training settings of each language-model trainer: `zsrec train --training` sets their fields, and
 #: `--adversarial` their `adversarial` field
 TRAINING_SETTINGS: dict[str, type] = {
+    "seed-linear": HeadTrainingSettings,
+    "two-tower-head": HeadTrainingSettings,
+    "mlp-head": HeadTrainingSettings,
     "two-tower-lora": ContrastiveSettings,
     "two-tower-full": ContrastiveSettings,
     "cross-encoder": CrossEncoderTrainingSettings,

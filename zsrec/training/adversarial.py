@@ -293,14 +293,22 @@ class TextAugmenter:
         (other than the batch's positives) with foreign frequent words appended to their titles."""
         if not self._keywords or self._render is None:
             return [], np.empty(0, dtype=np.int64)
-        from zsrec.robustness.perturb import stuff_keywords
-
         pool = self._pool[~np.isin(self._pool, positives)]
         n = min(len(pool), int(rng.binomial(len(positives), self.settings.augment_prob)))
         chosen = rng.choice(pool, size=n, replace=False) if n else np.empty(0, dtype=np.int64)
-        texts = []
-        for i in chosen:
-            words = self._keywords[int(i)]
-            k = int(rng.integers(1, len(words) + 1)) if words else 0
-            texts.append(self._render(int(i), stuff_keywords(self._titles[int(i)], words[:k]), False))
-        return texts, np.asarray(chosen, dtype=np.int64)
+        return [self._stuffed(int(i), rng) for i in chosen], np.asarray(chosen, dtype=np.int64)
+
+    def stuffed_copies(self, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+        """One keyword-stuffed text per training item (for trainers over frozen embeddings, which encode each
+        text once): (texts, items). Empty without "stuffing"."""
+        if not self._keywords or self._render is None:
+            return [], np.empty(0, dtype=np.int64)
+        return [self._stuffed(int(i), rng) for i in self._pool], self._pool.copy()
+
+    def _stuffed(self, item: int, rng: np.random.Generator) -> str:
+        """Item `item`'s text with 1 to `stuffing_words` of its foreign frequent words appended to the title."""
+        from zsrec.robustness.perturb import stuff_keywords
+
+        words = self._keywords[item]
+        k = int(rng.integers(1, len(words) + 1)) if words else 0
+        return self._render(item, stuff_keywords(self._titles[item], words[:k]), False)  # type: ignore[misc]

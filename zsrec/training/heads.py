@@ -6,13 +6,19 @@ text's). Training pairs come from the training interactions: for an interaction 
 history *without the items of i's category* and the target is i, which is the situation of a new category
 at test time. Early stopping watches NDCG@10 on validation categories held out of the training data itself
 (the way `zero-shot` tunes), and the best epoch's weights are kept.
+
+Adversarial training (`adversarial=AdversarialSettings(augment=("stuffing",))`, `zsrec train --adversarial
+augment=stuffing`): keyword-stuffed copies of training items (other categories' frequent title words appended
+to their titles, encoded once by the frozen encoder) join each batch as extra negatives, so the head learns
+not to be pulled to an item by foreign words. The embedding-space attacks (FGM/PGD) and the title
+perturbations of positives need an encoder that trains; a head refuses them.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +32,7 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
 from zsrec.evaluation.metrics import user_metrics
+from zsrec.training.adversarial import AdversarialSettings
 
 LOSSES = ("softmax", "bpr")
 NEGATIVES = ("category", "catalog")
@@ -64,6 +71,8 @@ class HeadTrainingSettings:
     refit: bool = False  # after early stopping, retrain on all the data for the best number of epochs
     threads: int = 2  # torch CPU threads while training
     seed: int = 0  # seeds the validation categories, the initial weights, pair order and negatives
+    # adversarial training: only `augment=("stuffing",)` (with augment_prob, stuffing_words, seed) applies
+    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "proj_dim", "max_pairs", "patience", "min_history", "threads"):
@@ -87,6 +96,32 @@ class HeadTrainingSettings:
             raise ConfigError(f"level must be >= 1 or None, got {self.level}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if isinstance(self.adversarial, dict):  # read back from a model folder's config.json
+            adv = dict(self.adversarial)
+            adv["augment"] = tuple(adv.get("augment", ()))
+            object.__setattr__(self, "adversarial", AdversarialSettings(**adv))
+        if not isinstance(self.adversarial, AdversarialSettings):
+            raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
+        if self.adversarial.method != "none" or set(self.adversarial.augment) - {"stuffing"}:
+            raise ConfigError(
+                "a head over frozen embeddings takes only adversarial augment=stuffing (stuffed negatives); "
+                f"got method={self.adversarial.method!r}, augment={'+'.join(self.adversarial.augment)!r} "
+                "(embedding attacks and perturbed positives need a trained encoder: two-tower-lora/-full)"
+            )
+
+
+@dataclass(frozen=True)
+class StuffedNegatives:
+    """Keyword-stuffed copies of training items for adversarial training: `vectors[j]` embeds the text of item
+    `items[j]` with other categories' frequent title words appended to its title."""
+
+    items: torch.Tensor  # (n,) the items stuffed
+    vectors: torch.Tensor  # (n, d) their stuffed texts' embeddings
+    prob: float  # each pair of a batch adds one stuffed negative with this probability
+
+    def __post_init__(self) -> None:
+        if len(self.items) != len(self.vectors):
+            raise ConfigError(f"{len(self.items)} stuffed items but {len(self.vectors)} vectors")
 
 
 class ScoringHead(nn.Module):
@@ -298,10 +333,12 @@ def train_head(
     validate: Callable[[ScoringHead], float] | None = None,
     epochs: int | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    stuffed: StuffedNegatives | None = None,
 ) -> dict[str, Any]:
     """Train `head` in place. With `validate` (higher is better), stop after `patience` epochs without a
     better value and leave the best epoch's weights in `head` (epoch 0 = the untrained head). `on_epoch`
-    receives each epoch's log entry as it is made (the CLI prints it).
+    receives each epoch's log entry as it is made (the CLI prints it). With `stuffed`, stuffed copies of
+    items of the batch's negative pool join each batch as negatives (adversarial training).
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
     "best_validation_ndcg@10", "stopped_early"}.
@@ -312,6 +349,9 @@ def train_head(
     torch.set_num_threads(s.threads)
     try:
         gen = torch.Generator().manual_seed(s.seed)
+        extra = None if stuffed is None else _StuffedPools(pairs, stuffed, len(item_vectors), s)
+        if extra is not None:
+            item_vectors = torch.cat([item_vectors, stuffed.vectors])  # stuffed copy j is row len(items) + j
         optimizer = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         log: list[dict[str, Any]] = []
         best_epoch, best, best_state, stopped_early = epochs, float("-inf"), _copy(head), False
@@ -322,7 +362,8 @@ def train_head(
                 on_epoch(log[-1])
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            entry: dict[str, Any] = {"epoch": epoch, "loss": _train_epoch(head, pairs, item_vectors, optimizer, s, gen)}
+            loss = _train_epoch(head, pairs, item_vectors, optimizer, s, gen, extra)
+            entry: dict[str, Any] = {"epoch": epoch, "loss": loss}
             if validate is not None:
                 entry["validation_ndcg@10"] = value = validate(head.eval())
                 if value > best:
@@ -354,14 +395,18 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     s: HeadTrainingSettings,
     gen: torch.Generator,
+    stuffed: _StuffedPools | None = None,
 ) -> float:
     """One pass over the pairs; returns the mean loss."""
     head.train()
     total = 0.0
     for batch in _batches(pairs, s, gen):
         users = pairs.inputs(batch)  # (B, d)
-        pool = pairs.catalog if s.negatives == "catalog" else pairs.group_items[int(pairs.groups[batch[0]])]
+        group = None if s.negatives == "catalog" else int(pairs.groups[batch[0]])
+        pool = pairs.catalog if group is None else pairs.group_items[group]
         cand = _candidates(pairs.items[batch], pool, s, gen)  # (B, M), column 0 = the positive
+        if stuffed is not None:
+            cand = torch.cat([cand, stuffed.draw(group, pairs.items[batch], gen).expand(len(batch), -1)], dim=1)
         ids, local = torch.unique(cand, return_inverse=True)  # score each distinct item once
         loss = head_loss(head.pair_scores(users, item_vectors[ids], local), cand, s)  # scalar
         optimizer.zero_grad(set_to_none=True)
@@ -369,6 +414,31 @@ def _train_epoch(
         optimizer.step()
         total += loss.item() * len(batch)
     return total / len(pairs)
+
+
+class _StuffedPools:
+    """Which stuffed copies a batch may draw: those of items in its negative pool (its category's items, or
+    the catalog), never a copy of one of its positives."""
+
+    def __init__(self, pairs: TrainingPairs, stuffed: StuffedNegatives, n_items: int, s: HeadTrainingSettings):
+        self.stuffed = stuffed
+        self.n_items = n_items
+        rows = n_items + torch.arange(len(stuffed.items))
+        if s.negatives == "catalog":
+            self.pools = {None: rows[torch.isin(stuffed.items, pairs.catalog)]}
+        else:
+            group_of = torch.full((n_items,), -1, dtype=torch.long)
+            for g, members in enumerate(pairs.group_items):
+                group_of[members] = g
+            groups = group_of[stuffed.items]
+            self.pools = {g: rows[groups == g] for g in range(len(pairs.group_items))}
+
+    def draw(self, group: int | None, positives: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Stuffed rows for one batch: about `prob` per pair, distinct."""
+        pool = self.pools[group]
+        pool = pool[~torch.isin(self.stuffed.items[pool - self.n_items], positives)]
+        n = min(len(pool), int((torch.rand(len(positives), generator=gen) < self.stuffed.prob).sum()))
+        return pool[torch.randperm(len(pool), generator=gen)[:n]]
 
 
 def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
