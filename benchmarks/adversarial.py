@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/adversarial.py      # about 50 min on 2 cores (two LoRA trainings + robustness)
     .venv/bin/python benchmarks/adversarial.py --variants plain,augment --model two-tower-lora
+    .venv/bin/python benchmarks/adversarial.py --model two-tower-head --variants plain,stuffing \
+        --section adversarial-head
 
 Amazon Scientific (../shared/data/amazon-scientific), leave-category-out at level 1 with the four held-out
 categories of benchmarks/new_category.py. The same model is trained by `zsrec train --protocol
@@ -49,12 +51,22 @@ VARIANTS = {
     "fgm": "method=fgm,epsilon=0.5",
     "fgm+augment": "method=fgm,epsilon=0.5,augment=typos+stuffing",
 }
+HEADS = ("seed-linear", "two-tower-head", "mlp-head")
 RESULTS = REPO / "docs" / "benchmarks" / "adversarial.json"
 COMMAND = ".venv/bin/python benchmarks/adversarial.py"
 K = 10
 # One epoch and no validation fold, for every variant: with early stopping on validation categories, `fit`
 # keeps the untrained encoder on this split (issue 4's benchmark), and both variants would be the same model.
 TRAINING = "epochs=1,min_validation_users=1000000"
+#: the heads over frozen embeddings, likewise without a validation fold (early stopping kept their untrained
+#: epoch 0, zero-shot-mean, on this split: benchmarks/finetune.py), for a few of their fast epochs
+HEAD_TRAINING = "epochs=3,min_validation_users=1000000"
+TRAINING_WHY = {
+    TRAINING: "one epoch, no validation fold, so the trained weights are kept: with early stopping this split's "
+    "validation categories send both variants back to the untrained encoder",
+    HEAD_TRAINING: "three epochs, no validation fold, so the trained weights are kept: with early stopping the "
+    "heads keep their untrained epoch 0 on this split",
+}
 
 
 def verdict(plain: dict, other: dict) -> dict:
@@ -76,10 +88,9 @@ def markdown(doc: dict, minutes: float, section: str) -> str:
         f"Amazon Scientific, level {p['level']}, held out: {'; '.join(p['heldout_categories'])}; "
         f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items. Model: `{doc['model']}`, trained once "
         f"per variant by `zsrec train --protocol leave-category-out --training {doc['training']} "
-        "[--adversarial ...]` (one epoch, no validation fold, so the trained weights are kept: with early "
-        "stopping this split's validation categories send both variants back to the untrained encoder); each "
-        "saved folder then "
-        "re-reads the tampered text (`zsrec robustness --models FOLDER,...`, nothing retrained). Stuffing appends "
+        f"[--adversarial ...]` ({TRAINING_WHY.get(doc['training'], 'the training settings given')}); each "
+        "saved folder then re-reads the tampered text (`zsrec robustness --models FOLDER,...`, nothing "
+        "retrained). Stuffing appends "
         f"the {doc['robustness']['settings']['attack']['n_keywords']} most frequent title words of other "
         f"categories to {len(doc['robustness']['stuffed_items'])} random new items; stuffing success = share of "
         f"users with a stuffed item they did not pick in their top {K}.",
@@ -117,14 +128,20 @@ def markdown(doc: dict, minutes: float, section: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="two-tower-lora", help="two-tower-lora, two-tower-full or cross-encoder")
+    parser.add_argument(
+        "--model",
+        default="two-tower-lora",
+        help="two-tower-lora, two-tower-full, cross-encoder, or a head (two-tower-head, mlp-head, seed-linear: "
+        "only the stuffing variants apply to heads)",
+    )
     parser.add_argument("--variants", default="plain,augment", help=f"comma-separated among {', '.join(VARIANTS)}")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one training may take")
     parser.add_argument(
         "--training",
-        default=TRAINING,
-        help="`zsrec train --training` for every variant (default: %(default)s: one epoch, no validation fold, "
-        "so the trained weights are kept; with early stopping both variants fell back to the untrained encoder)",
+        default=None,
+        help=f"`zsrec train --training` for every variant (default: {TRAINING!r} for the language-model "
+        f"trainers, {HEAD_TRAINING!r} for the heads: no validation fold, so the trained weights are kept; with "
+        "early stopping both variants fell back to the untrained model)",
     )
     parser.add_argument(
         "--section",
@@ -132,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         help="section of docs/benchmarks.md (and name of the JSON in docs/benchmarks/) to write",
     )
     args = parser.parse_args(argv)
+    if args.training is None:
+        args.training = HEAD_TRAINING if args.model in HEADS else TRAINING
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or "plain" not in variants:

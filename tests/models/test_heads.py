@@ -247,6 +247,23 @@ def test_stuffing_training_pushes_stuffed_copies_below_their_originals(embedding
     assert plain._stuffed(split.train, split.train) is None  # without the setting nothing is stuffed
 
 
+def test_a_head_rereads_tampered_item_text_without_retraining(fitted, split) -> None:
+    data = split.train
+    same = fitted.with_item_text(data)
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(same.score(users, split.new_items), fitted.score(users, split.new_items))
+    target = int(split.new_items[0])  # a held-out item: in no history, so no user vector moves
+    items = data.items.copy()
+    items.loc[target, "title"] = items.loc[target, "title"] + " plus entirely different words"
+    tampered = fitted.with_item_text(replace(data, items=items))
+    before, after = fitted.score(users, split.new_items), tampered.score(users, split.new_items)
+    assert not np.allclose(before[:, 0], after[:, 0])
+    np.testing.assert_allclose(before[:, 1:], after[:, 1:], atol=1e-6)
+    assert tampered.head_ is fitted.head_  # the weights are shared, not retrained
+    with pytest.raises(ConfigError, match="same catalog"):
+        fitted.with_item_text(replace(data, items=items.iloc[:-1]))
+
+
 def test_heads_take_only_stuffed_negatives_and_keep_them_in_their_config() -> None:
     for bad in (AdversarialSettings(method="fgm"), AdversarialSettings(augment=("typos", "stuffing"))):
         with pytest.raises(ConfigError, match="only adversarial augment=stuffing"):

@@ -9,6 +9,7 @@ pairs, validation categories carved from the training data, early stopping). A s
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -271,6 +272,18 @@ class HeadRecommender(Recommender):
         u = torch.from_numpy(self.user_vectors_[np.asarray(users, dtype=np.int64)])
         i = torch.from_numpy(self.item_vectors_[np.asarray(items, dtype=np.int64)])
         return self.head_.scores(u, i).numpy()
+
+    def with_item_text(self, data: Dataset) -> Self:
+        """The same head reading `data.items`' text (same catalog, e.g. tampered titles): item vectors
+        re-encoded by the frozen encoder, user vectors re-derived from them; nothing retrained. Used by the
+        robustness evaluation."""
+        self._check_fitted()
+        if data.n_items != self.n_items_:
+            raise ConfigError(f"with_item_text needs the same catalog ({self.n_items_} items), got {data.n_items}")
+        other = copy.copy(self)
+        other.item_vectors_ = np.asarray(self.embeddings.items(data.items, self.settings.template), dtype=np.float32)
+        other.user_vectors_ = other._user_vectors()
+        return other
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None
