@@ -247,6 +247,32 @@ def test_stuffing_training_pushes_stuffed_copies_below_their_originals(embedding
     assert plain._stuffed(split.train, split.train) is None  # without the setting nothing is stuffed
 
 
+def test_no_gain_training_pushes_stuffed_copies_below_their_originals_too(embeddings, split) -> None:
+    training = replace(FAST, epochs=10, lr=1e-2, batch_size=8)
+    no_gain = replace(STUFFING, stuffing_loss="no-gain", weight=2.0)
+    plain = _head("two-tower-head", embeddings, training).fit(split.train)
+    tough = _head("two-tower-head", embeddings, replace(training, adversarial=no_gain)).fit(split.train)
+    stuffed = tough._stuffed(split.train, split.train)
+    assert stuffed is not None and stuffed.no_gain and stuffed.weight == 2.0
+
+    def mean_gain(model: HeadRecommender) -> float:
+        """Mean of score(u, stuffed copy) - score(u, its original) over users and copies."""
+        users = torch.from_numpy(model.user_vectors_)
+        originals = torch.from_numpy(model.item_vectors_[stuffed.items.numpy()])
+        return float((model.head_.scores(users, stuffed.vectors) - model.head_.scores(users, originals)).mean())
+
+    assert mean_gain(tough) < 0 < mean_gain(plain)  # on the tiny shop, stuffing pays the plain head
+
+
+def test_the_encoder_trainer_refuses_the_heads_no_gain_loss() -> None:
+    from zsrec.training.contrastive import ContrastiveSettings
+
+    with pytest.raises(ConfigError, match="no-gain"):
+        ContrastiveSettings(adversarial=replace(STUFFING, stuffing_loss="no-gain"))
+    with pytest.raises(ConfigError, match="stuffing_loss must be one of"):
+        AdversarialSettings(stuffing_loss="ignore")
+
+
 def test_a_head_rereads_tampered_item_text_without_retraining(fitted, split) -> None:
     data = split.train
     same = fitted.with_item_text(data)

@@ -257,6 +257,8 @@ class HeadRecommender(Recommender):
             torch.from_numpy(stuffed_items),
             torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
             t.adversarial.augment_prob,
+            no_gain=t.adversarial.stuffing_loss == "no-gain",
+            weight=t.adversarial.weight,
         )
 
     def _report_epoch(self, entry: dict[str, Any]) -> None:

@@ -37,6 +37,9 @@ from zsrec.errors import ConfigError
 METHODS = ("none", "fgm", "pgd")
 #: text perturbations a trainer may apply to training texts (names of `zsrec.robustness.perturb` kinds)
 AUGMENTATIONS = ("typos", "casing", "punctuation", "stuffing", "brand")
+#: how stuffed copies train: as extra negatives beside the positive, or (heads only) "no-gain": a logistic
+#: penalty whenever a stuffed copy outscores its own original for the pair's user
+STUFFING_LOSSES = ("negatives", "no-gain")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class AdversarialSettings:
     augment: tuple[str, ...] = ()
     augment_prob: float = 0.3  # chance that a training text gets one of the `augment` perturbations
     stuffing_words: int = 10  # "stuffing": at most this many foreign frequent words stuffed into a negative
+    stuffing_loss: str = "negatives"  # "negatives" or "no-gain" (heads only): see STUFFING_LOSSES
     seed: int = 0  # seed of the augmentation draws
 
     def __post_init__(self) -> None:
@@ -75,6 +79,8 @@ class AdversarialSettings:
             raise ConfigError(f"stuffing_words must be >= 1, got {self.stuffing_words}")
         if not 0.0 <= self.augment_prob <= 1.0:
             raise ConfigError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
+        if self.stuffing_loss not in STUFFING_LOSSES:
+            raise ConfigError(f"stuffing_loss must be one of {STUFFING_LOSSES}, got {self.stuffing_loss!r}")
 
     @property
     def active(self) -> bool:

@@ -104,6 +104,11 @@ class ContrastiveSettings:
             raise ConfigError(f"max_validation_users must be >= 1, got {self.max_validation_users}")
         if not isinstance(self.adversarial, AdversarialSettings):
             raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
+        if self.adversarial.stuffing_loss != "negatives":
+            raise ConfigError(
+                "the encoder trainer uses stuffed copies as negatives only (stuffing_loss=negatives); "
+                f"got stuffing_loss={self.adversarial.stuffing_loss!r}, which the heads implement"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ContrastiveSettings:

@@ -10,8 +10,11 @@ at test time. Early stopping watches NDCG@10 on validation categories held out o
 Adversarial training (`adversarial=AdversarialSettings(augment=("stuffing",))`, `zsrec train --adversarial
 augment=stuffing`): keyword-stuffed copies of training items (other categories' frequent title words appended
 to their titles, encoded once by the frozen encoder) join each batch as extra negatives, so the head learns
-not to be pulled to an item by foreign words. The embedding-space attacks (FGM/PGD) and the title
-perturbations of positives need an encoder that trains; a head refuses them.
+not to be pulled to an item by foreign words. With `stuffing_loss="no-gain"` they stay out of the softmax
+and a logistic penalty (times `adversarial.weight`) applies wherever a stuffed copy outscores its own
+original for a batch's user: stuffing should not pay, while which items are relevant is left to the clean
+loss. The embedding-space attacks (FGM/PGD) and the title perturbations of positives need an encoder that
+trains; a head refuses them.
 """
 
 from __future__ import annotations
@@ -117,7 +120,9 @@ class StuffedNegatives:
 
     items: torch.Tensor  # (n,) the items stuffed
     vectors: torch.Tensor  # (n, d) their stuffed texts' embeddings
-    prob: float  # each pair of a batch adds one stuffed negative with this probability
+    prob: float  # each pair of a batch adds one stuffed copy with this probability
+    no_gain: bool = False  # False: the copies are negatives; True: penalised where they outscore their originals
+    weight: float = 1.0  # no_gain: the penalty's weight next to the clean loss
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.vectors):
@@ -405,10 +410,15 @@ def _train_epoch(
         group = None if s.negatives == "catalog" else int(pairs.groups[batch[0]])
         pool = pairs.catalog if group is None else pairs.group_items[group]
         cand = _candidates(pairs.items[batch], pool, s, gen)  # (B, M), column 0 = the positive
+        copies = torch.empty(0, dtype=torch.long)
         if stuffed is not None:
-            cand = torch.cat([cand, stuffed.draw(group, pairs.items[batch], gen).expand(len(batch), -1)], dim=1)
+            copies = stuffed.draw(group, pairs.items[batch], gen)
+            if not stuffed.stuffed.no_gain:  # the copies join the softmax as negatives
+                cand = torch.cat([cand, copies.expand(len(batch), -1)], dim=1)
         ids, local = torch.unique(cand, return_inverse=True)  # score each distinct item once
         loss = head_loss(head.pair_scores(users, item_vectors[ids], local), cand, s)  # scalar
+        if stuffed is not None and stuffed.stuffed.no_gain and len(copies):
+            loss = loss + stuffed.stuffed.weight * stuffed.no_gain_penalty(head, users, item_vectors, copies, s)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -439,6 +449,22 @@ class _StuffedPools:
         pool = pool[~torch.isin(self.stuffed.items[pool - self.n_items], positives)]
         n = min(len(pool), int((torch.rand(len(positives), generator=gen) < self.stuffed.prob).sum()))
         return pool[torch.randperm(len(pool), generator=gen)[:n]]
+
+    def no_gain_penalty(
+        self,
+        head: ScoringHead,
+        users: torch.Tensor,
+        item_vectors: torch.Tensor,
+        copies: torch.Tensor,
+        s: HeadTrainingSettings,
+    ) -> torch.Tensor:
+        """Mean softplus((score(u, stuffed copy) - score(u, its original)) / temperature) over the batch's
+        users and `copies` (rows of `item_vectors`)."""
+        originals = self.stuffed.items[copies - self.n_items]
+        rows = torch.cat([copies, originals])
+        n = len(copies)
+        scores = head.pair_scores(users, item_vectors[rows], torch.arange(2 * n).expand(len(users), -1))
+        return F.softplus((scores[:, :n] - scores[:, n:]) / s.temperature).mean()
 
 
 def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
