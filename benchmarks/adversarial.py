@@ -6,7 +6,8 @@
         --section adversarial-head
 
 Amazon Scientific (../shared/data/amazon-scientific), leave-category-out at level 1 with the four held-out
-categories of benchmarks/new_category.py. The same model is trained by `zsrec train --protocol
+categories of benchmarks/new_category.py (or `--shop completejourney`: level 2, a seeded 20% held out, as in
+benchmarks/finetune.py). The same model is trained by `zsrec train --protocol
 leave-category-out` once per variant (below), each in its own process, then all folders go through
 `zsrec robustness`'s library path together: the held-out items' text is tampered with and each saved model
 re-reads it (`with_item_text`, nothing retrained). Reported per variant: clean NDCG@10 on the new pool with its
@@ -48,10 +49,13 @@ VARIANTS = {
     "stuffing": "augment=stuffing",  # stuffed warm items as hard negatives only
     # the same, one text in ten instead of three in ten: stuffing's cut had room to spare (-91%), its clean loss not
     "stuffing-light": "augment=stuffing,augment_prob=0.1",
+    # heads only: stuffed copies penalised where they outscore their own originals, not used as negatives
+    "stuffing-no-gain": "augment=stuffing,stuffing_loss=no-gain",
     "fgm": "method=fgm,epsilon=0.5",
     "fgm+augment": "method=fgm,epsilon=0.5,augment=typos+stuffing",
 }
 HEADS = ("seed-linear", "two-tower-head", "mlp-head")
+SHOP_NAMES = {"amazon": "Amazon Scientific", "completejourney": "Complete Journey"}
 RESULTS = REPO / "docs" / "benchmarks" / "adversarial.json"
 COMMAND = ".venv/bin/python benchmarks/adversarial.py"
 K = 10
@@ -85,7 +89,7 @@ def markdown(doc: dict, minutes: float, section: str) -> str:
         + ("" if section == "adversarial" else f", variants {', '.join(doc['variants'])}"),
         "",
         f"Command: `{doc['command']}`. {machine_line(minutes)}",
-        f"Amazon Scientific, level {p['level']}, held out: {'; '.join(p['heldout_categories'])}; "
+        f"{SHOP_NAMES[doc.get('shop', 'amazon')]}, level {p['level']}, held out: {'; '.join(p['heldout_categories'])}; "
         f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items. Model: `{doc['model']}`, trained once "
         f"per variant by `zsrec train --protocol leave-category-out --training {doc['training']} "
         f"[--adversarial ...]` ({TRAINING_WHY.get(doc['training'], 'the training settings given')}); each "
@@ -135,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         "only the stuffing variants apply to heads)",
     )
     parser.add_argument("--variants", default="plain,augment", help=f"comma-separated among {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--shop",
+        default="amazon",
+        choices=list(SHOP_NAMES),
+        help="amazon: Scientific, the four held-out categories; completejourney: level 2, a seeded 20%% held out",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one training may take")
     parser.add_argument(
         "--training",
@@ -156,13 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or "plain" not in variants:
         print(f"error: --variants must include plain and name only {', '.join(VARIANTS)}", file=sys.stderr)
         return 2
-    if not (AMAZON / "Scientific.item.json").exists():
+    if args.shop == "amazon" and not (AMAZON / "Scientific.item.json").exists():
         print(f"error: {AMAZON} not found; the benchmark reads ../shared/data/amazon-scientific", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    spec, split, options = shops()["amazon"]
+    spec, split, options = shops()[args.shop]
     doc: dict = {
         "model": args.model,
+        "shop": args.shop,
         "training": args.training,
         "command": " ".join([COMMAND, *(argv or sys.argv[1:])]),
         "variants": {},
