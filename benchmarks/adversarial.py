@@ -49,6 +49,9 @@ VARIANTS = {
     "stuffing": "augment=stuffing",  # stuffed warm items as hard negatives only
     # the same, one text in ten instead of three in ten: stuffing's cut had room to spare (-91%), its clean loss not
     "stuffing-light": "augment=stuffing,augment_prob=0.1",
+    # rarer still, for the heads: one stuffed copy per 33 and per 100 pairs (0.1 already cut stuffing to 0 at -3.8%)
+    "stuffing-0.03": "augment=stuffing,augment_prob=0.03",
+    "stuffing-0.01": "augment=stuffing,augment_prob=0.01",
     # heads only: stuffed copies penalised where they outscore their own originals, not used as negatives
     "stuffing-no-gain": "augment=stuffing,stuffing_loss=no-gain",
     "fgm": "method=fgm,epsilon=0.5",
