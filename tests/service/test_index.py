@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from zsrec.errors import ConfigError
-from zsrec.service.index import IndexSettings, IVFIndex, load_snapshot, recall_at_k, sample_queries, save_snapshot
+from zsrec.service.index import (
+    IndexSettings,
+    IVFIndex,
+    exact_top_k,
+    load_snapshot,
+    recall_at_k,
+    sample_queries,
+    save_snapshot,
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +101,16 @@ def test_nprobe_is_the_smallest_reaching_the_target_on_doublings_then_quarter_st
         assert all(recall(p) < target for p in tried_before), (target, index.nprobe)
         tuned.append(index.nprobe)
     assert any(p & (p - 1) for p in tuned), tuned  # some target landed between two powers of two
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+def test_exact_top_k_in_chunks_matches_the_whole_score_matrix(catalog: np.ndarray, chunk: int) -> None:
+    queries = sample_queries(catalog, 30, seed=9)
+    found = exact_top_k(queries, catalog, 10, chunk=chunk)
+    np.testing.assert_array_equal(found, exact_top(catalog, queries, 10))
+    few = exact_top_k(queries, catalog[:4], 10, chunk=3)  # fewer vectors than k: -1 pads
+    np.testing.assert_array_equal(few[:, :4], exact_top(catalog[:4], queries, 4))
+    assert (few[:, 4:] == -1).all()
 
 
 @pytest.mark.parametrize("bad", [{"codec": "pq"}, {"refine": 0}])
