@@ -82,6 +82,13 @@ class AdversarialSettings:
         if self.stuffing_loss not in STUFFING_LOSSES:
             raise ConfigError(f"stuffing_loss must be one of {STUFFING_LOSSES}, got {self.stuffing_loss!r}")
 
+    @classmethod
+    def from_dict(cls, values: dict) -> AdversarialSettings:
+        """Settings read back from JSON (a model folder's config.json), where `augment` became a list."""
+        values = dict(values)
+        values["augment"] = tuple(values.get("augment", ()))
+        return cls(**values)
+
     @property
     def active(self) -> bool:
         """Whether embedding-space attacks are on."""

@@ -113,9 +113,7 @@ class ContrastiveSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ContrastiveSettings:
         values = dict(values)
-        adv = dict(values.get("adversarial") or {})
-        adv["augment"] = tuple(adv.get("augment", ()))
-        values["adversarial"] = AdversarialSettings(**adv)
+        values["adversarial"] = AdversarialSettings.from_dict(values.get("adversarial") or {})
         return cls(**values)
 
 

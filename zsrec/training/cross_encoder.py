@@ -91,19 +91,12 @@ class CrossEncoderTrainingSettings:
         if self.min_history < 1:
             raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
         if isinstance(self.adversarial, dict):  # from JSON
-            object.__setattr__(self, "adversarial", _adversarial_from_dict(self.adversarial))
+            object.__setattr__(self, "adversarial", AdversarialSettings.from_dict(self.adversarial))
         if self.adversarial.augment:
             raise ConfigError(
                 "the cross-encoder trainer applies embedding attacks (adversarial.method fgm/pgd) but no text "
                 f"augmentation; got adversarial.augment={self.adversarial.augment!r}"
             )
-
-
-def _adversarial_from_dict(values: dict[str, Any]) -> AdversarialSettings:
-    values = dict(values)
-    if isinstance(values.get("augment"), list):
-        values["augment"] = tuple(values["augment"])
-    return AdversarialSettings(**values)
 
 
 # -- labels and texts -------------------------------------------------------------------------------------

@@ -100,9 +100,7 @@ class HeadTrainingSettings:
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if isinstance(self.adversarial, dict):  # read back from a model folder's config.json
-            adv = dict(self.adversarial)
-            adv["augment"] = tuple(adv.get("augment", ()))
-            object.__setattr__(self, "adversarial", AdversarialSettings(**adv))
+            object.__setattr__(self, "adversarial", AdversarialSettings.from_dict(self.adversarial))
         if not isinstance(self.adversarial, AdversarialSettings):
             raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
         if self.adversarial.method != "none" or set(self.adversarial.augment) - {"stuffing"}:
@@ -342,8 +340,9 @@ def train_head(
 ) -> dict[str, Any]:
     """Train `head` in place. With `validate` (higher is better), stop after `patience` epochs without a
     better value and leave the best epoch's weights in `head` (epoch 0 = the untrained head). `on_epoch`
-    receives each epoch's log entry as it is made (the CLI prints it). With `stuffed`, stuffed copies of
-    items of the batch's negative pool join each batch as negatives (adversarial training).
+    receives each epoch's log entry as it is made (the CLI prints it). With `stuffed` (adversarial training),
+    stuffed copies of items of each batch's negative pool join the batch as negatives, or with
+    `stuffed.no_gain` are penalised where they outscore their originals.
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
     "best_validation_ndcg@10", "stopped_early"}.
