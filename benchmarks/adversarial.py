@@ -38,6 +38,7 @@ from finetune import shops, train  # noqa: E402
 from new_category import AMAZON  # noqa: E402
 
 from zsrec.io import atomic_write_text  # noqa: E402
+from zsrec.models.registry import HEAD_MODELS  # noqa: E402
 from zsrec.robustness.attacks import ATTACKS  # noqa: E402
 from zsrec.robustness.evaluate import RobustnessSettings  # noqa: E402
 from zsrec.robustness.run import run_robustness  # noqa: E402
@@ -57,7 +58,6 @@ VARIANTS = {
     "fgm": "method=fgm,epsilon=0.5",
     "fgm+augment": "method=fgm,epsilon=0.5,augment=typos+stuffing",
 }
-HEADS = ("seed-linear", "two-tower-head", "mlp-head")
 SHOP_NAMES = {"amazon": "Amazon Scientific", "completejourney": "Complete Journey"}
 RESULTS = REPO / "docs" / "benchmarks" / "adversarial.json"
 COMMAND = ".venv/bin/python benchmarks/adversarial.py"
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.training is None:
-        args.training = HEAD_TRAINING if args.model in HEADS else TRAINING
+        args.training = HEAD_TRAINING if args.model in HEAD_MODELS else TRAINING
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or "plain" not in variants:

@@ -43,6 +43,7 @@ from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
 from zsrec.evaluation.evaluate import EvalSettings  # noqa: E402
 from zsrec.evaluation.run import run_evaluation  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
+from zsrec.models.registry import HEAD_MODELS  # noqa: E402
 
 TRAINED = ["seed-linear", "two-tower-head", "mlp-head", "two-tower-lora", "two-tower-full", "cross-encoder"]
 REFERENCES = ["tfidf", "zero-shot"]
@@ -114,13 +115,12 @@ def train(
 # negatives come from the whole catalog (the next item may be in any category), and no early stopping, because
 # the heads' validation holds out categories, which is the new-category question, not the next-item one.
 LOO_HEAD_TRAINING = "pair_history=leave-one-out,negatives=catalog,epochs=5,min_validation_users=1000000"
-HEADS = ("seed-linear", "two-tower-head", "mlp-head")
 
 
 def training_options(shop: str, model: str, training: str = "") -> tuple[str, ...]:
     """Extra `zsrec train` options of a model on a shop: the heads' settings under leave-one-out, else the
     run's `--training` (if any)."""
-    if shop == "amazon-loo" and model in HEADS:
+    if shop == "amazon-loo" and model in HEAD_MODELS:
         return ("--training", LOO_HEAD_TRAINING)
     return ("--training", training) if training else ()
 

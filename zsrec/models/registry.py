@@ -147,6 +147,9 @@ TRAINING_SETTINGS: dict[str, type] = {
     "cross-encoder": CrossEncoderTrainingSettings,
 }
 
+#: the heads over frozen embeddings (trained by `zsrec.training.heads`)
+HEAD_MODELS = tuple(name for name, cls in TRAINING_SETTINGS.items() if cls is HeadTrainingSettings)
+
 #: models that read item text (they need an encoder and show an encode step)
 TEXT_MODELS = frozenset(
     {"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "cross-encoder", "ensemble"}
