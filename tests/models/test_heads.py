@@ -108,6 +108,21 @@ def test_untrained_two_tower_and_mlp_heads_rank_like_zero_shot_mean() -> None:
         torch.testing.assert_close(head.scores(users, items), users @ items.T)
 
 
+def test_mlp_head_scores_the_mlp_of_the_concatenated_pair_features() -> None:
+    # pair_scores splits the first layer by blocks for speed; it must equal the documented formula
+    gen = torch.Generator().manual_seed(0)
+    head = InteractionMlpHead(32, 8, 16, item_prior=True)
+    for p in head.parameters():
+        p.data = torch.randn(p.shape, generator=gen)
+    users, items = torch.randn(5, 32, generator=gen), torch.randn(7, 32, generator=gen)
+    cand = torch.randint(0, 7, (5, 4), generator=gen)
+    pu = head.proj(users).unsqueeze(1).expand(-1, 4, -1)
+    pi = head.proj(items)[cand]
+    mlp = head.mlp(torch.cat([pu, pi, pu * pi, (pu - pi).abs()], dim=-1)).squeeze(-1)
+    expected = (users @ items.T).gather(1, cand) + mlp + (items @ head.prior.weight.T).squeeze(1)[cand]
+    torch.testing.assert_close(head.pair_scores(users, items, cand), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_two_tower_and_mlp_users_get_their_own_rankings(embeddings, split) -> None:
     for name in ("two-tower-head", "mlp-head"):
         model = _head(name, embeddings).fit(split.train)

@@ -122,10 +122,21 @@ class InteractionMlpHead(ScoringHead):
 
     def pair_scores(self, users: torch.Tensor, items: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
         cosine = (users @ items.T).gather(1, cand)  # (B, M) the zero-shot score
-        pu = self.proj(users).unsqueeze(1).expand(-1, cand.shape[1], -1)  # (B, M, p)
-        pi = self.proj(items)[cand]  # (B, M, p)
-        features = torch.cat([pu, pi, pu * pi, (pu - pi).abs()], dim=-1)  # (B, M, 4p)
-        scores = cosine + self.mlp(features).squeeze(-1)
+        pu, pi_all = self.proj(users), self.proj(items)  # (B, p), (N, p)
+        # The first layer W·[p_u, p_i, p_u⊙p_i, |p_u − p_i|] + b split by blocks: the p_u and p_i blocks are
+        # computed once per user and once per item, so only the two pairwise blocks run per (user, item) pair
+        # (half the work of multiplying the concatenated (B, M, 4p) features; the same weights and result).
+        first = self.mlp[0]
+        w_u, w_i, w_prod, w_diff = first.weight.split(pu.shape[1], dim=1)  # type: ignore[union-attr]
+        pi = pi_all[cand]  # (B, M, p)
+        pu3 = pu.unsqueeze(1)  # (B, 1, p)
+        hidden = (
+            (pu @ w_u.T + first.bias).unsqueeze(1)  # (B, 1, h)
+            + (pi_all @ w_i.T)[cand]  # (B, M, h)
+            + (pu3 * pi) @ w_prod.T
+            + (pu3 - pi).abs() @ w_diff.T
+        )
+        scores = cosine + self.mlp[2](self.mlp[1](hidden)).squeeze(-1)
         return scores if self.prior is None else scores + self.prior(items).squeeze(1)[cand]
 
 
