@@ -125,6 +125,19 @@ def training_options(shop: str, model: str, training: str = "") -> tuple[str, ..
     return ("--training", training) if training else ()
 
 
+def epoch_summary(training_log) -> dict:
+    """Which epoch early stopping kept (0 = the untrained start), how many ran, and the validation NDCG@10 of
+    each, from a model's training log; {} for a log without them (the cross-encoder selects on F1)."""
+    if not isinstance(training_log, dict) or "best_epoch" not in training_log:
+        return {}
+    epochs = training_log.get("epochs") or []
+    return {
+        "best_epoch": training_log["best_epoch"],
+        "epochs_run": max((e["epoch"] for e in epochs), default=0),
+        "validation_ndcg@10": [e.get("validation_ndcg@10") for e in epochs],
+    }
+
+
 def run_shop(name: str, models: list[str], timeout: float, log, training: str = "") -> dict:
     with tempfile.TemporaryDirectory(prefix="zsrec-finetune-") as tmp:
         journey = write_journey(Path(tmp) / "journey") if name == "completejourney" else "completejourney"
@@ -135,10 +148,14 @@ def run_shop(name: str, models: list[str], timeout: float, log, training: str = 
             log(f"[{name}] training {model}")
             extra = training_options(name, model, training)
             record = train(spec, protocol, options, model, Path(tmp) / model, timeout, extra)
-            trained[model] = {
-                k: record.get(k)
-                for k in ("error", "train_seconds", "wall_seconds", "n_trainable_params", "peak_memory_mib")
-            } | {"folder_mib": record.get("folder_mib"), "options": " ".join(extra)}
+            trained[model] = (
+                {
+                    k: record.get(k)
+                    for k in ("error", "train_seconds", "wall_seconds", "n_trainable_params", "peak_memory_mib")
+                }
+                | {"folder_mib": record.get("folder_mib"), "options": " ".join(extra)}
+                | epoch_summary(record.get("training_log"))
+            )
             if "error" not in record:
                 folders[model] = str(Path(tmp) / model)
             log(f"[{name}] {model}: {trained[model]}")
@@ -159,8 +176,9 @@ def table(doc: dict) -> str:
     pool = "all" if doc["protocol"]["name"] == LEAVE_ONE_OUT else "new"
     zs = doc["results"].get("zero-shot", {}).get(pool, {}).get("ndcg@10")
     rows = [
-        "| model | NDCG@10 [95% CI] | × zero-shot | Recall@10 | train s | trainable params | peak MiB | folder MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | NDCG@10 [95% CI] | × zero-shot | Recall@10 | train s | kept epoch | trainable params | peak MiB "
+        "| folder MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for model, result in doc["results"].items():
         m = result[pool]
@@ -170,12 +188,12 @@ def table(doc: dict) -> str:
         ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci[0] is not None else ""
         rows.append(
             f"| {model} | {m['ndcg@10']:.4f} {ci_text} | {ratio} | {m['recall@10']:.4f} | "
-            f"{_num(t.get('train_seconds'), '.0f')} | {_num(t.get('n_trainable_params'), ',')} | "
+            f"{_num(t.get('train_seconds'), '.0f')} | {_kept(t)} | {_num(t.get('n_trainable_params'), ',')} | "
             f"{_num(t.get('peak_memory_mib'), '.0f')} | {_num(t.get('folder_mib'), '.2f')} |"
         )
     failed = {m: t["error"] for m, t in doc["trained"].items() if t.get("error")}
     for model, error in failed.items():
-        rows.append(f"| {model} | failed: {error} | | | | | | |")
+        rows.append(f"| {model} | failed: {error} | | | | | | | |")
     options = {m: t["options"] for m, t in doc["trained"].items() if t.get("options") and m not in failed}
     if options and doc["protocol"]["name"] != LEAVE_ONE_OUT:
         rows += [
@@ -185,6 +203,13 @@ def table(doc: dict) -> str:
             + ".",
         ]
     return "\n".join(rows)
+
+
+def _kept(trained: dict) -> str:
+    """'best of run', e.g. '0 of 2' (early stopping went back to the untrained start); '–' when not logged."""
+    if trained.get("best_epoch") is None:
+        return "–"
+    return f"{trained['best_epoch']} of {trained['epochs_run']}"
 
 
 def _num(value, fmt: str) -> str:
@@ -200,7 +225,9 @@ def markdown(results: dict) -> str:
         "Every trained model is trained by `zsrec train --protocol leave-category-out` (its own process: training "
         "time and peak memory are its own) on the split's warm categories, early-stopped on validation "
         "categories carved from them, and evaluated on the held-out test categories' items (new pool) beside "
-        "the untrained `zero-shot` and `tfidf`. Training times are on a machine shared with other jobs.",
+        "the untrained `zero-shot` and `tfidf`. Training times are on a machine shared with other jobs. "
+        "*Kept epoch*: the epoch whose weights early stopping kept, of those run (0 = the untrained start; "
+        "'–' for the cross-encoder, which selects on validation F1, and for runs logged before this column).",
     ]
     titles = {
         "amazon": "Amazon Scientific, level 1, the foundation's four held-out categories",
