@@ -186,6 +186,24 @@ def test_early_stopping_keeps_the_best_epochs_weights(embeddings, split) -> None
     assert not all(torch.equal(final[k], validate.seen[-1][k]) for k in final)
 
 
+def test_training_runs_deterministic_algorithms_and_restores_the_global_setting(embeddings, split) -> None:
+    # multi-threaded index_put backward is order-dependent unless deterministic algorithms are on
+    data = split.train
+    vectors = embeddings.items(data.items, HeadSettings().template)
+    settings = replace(FAST, epochs=1)
+    pairs = build_training_pairs(data, vectors, settings)
+    seen: list[bool] = []
+
+    def validate(head: ScoringHead) -> float:
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return 0.0
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    train_head(TwoTowerHead(vectors.shape[1], 0, False), pairs, torch.from_numpy(vectors), settings, validate=validate)
+    assert seen == [True, True]
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_fit_stops_on_validation_categories_carved_from_its_data(embeddings, split) -> None:
     # seed 1 holds out two tiny-shop categories with enough users for a validation task
     training = replace(FAST, seed=1, min_validation_users=5, min_history=1, patience=2, epochs=6)

@@ -350,7 +350,11 @@ def train_head(
     s = settings
     epochs = s.epochs if epochs is None else epochs
     threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(s.threads)
+    # One seed, one model: the backward of `items[cand]` (index_put with accumulate) sums in a thread-dependent
+    # order on a multi-threaded CPU unless deterministic algorithms are on, and training amplifies the difference
+    torch.use_deterministic_algorithms(True)
     try:
         gen = torch.Generator().manual_seed(s.seed)
         extra = None if stuffed is None else _StuffedPools(pairs, stuffed, len(item_vectors), s)
@@ -390,6 +394,7 @@ def train_head(
     finally:
         head.eval()
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
 def _train_epoch(
