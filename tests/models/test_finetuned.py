@@ -172,3 +172,24 @@ def test_with_item_text_re_encodes_tampered_items_without_retraining(fitted, spl
     )
     with pytest.raises(ConfigError, match="same catalog"):
         fitted.with_item_text(replace(split.train, items=items.iloc[:3]))
+
+
+def test_lora_adapters_start_from_the_settings_seed_whatever_the_global_generator(bert) -> None:
+    from zsrec.models.finetuned import load_tower, trained_weights
+
+    def adapters(seed: int, global_seed: int) -> dict[str, torch.Tensor]:
+        settings = FinetuneSettings(
+            encoder=str(bert), lora=LoraSettings(rank=2, alpha=4), training=replace(TRAINING, seed=seed)
+        )
+        torch.manual_seed(global_seed)
+        tower, _ = load_tower(settings)
+        after = torch.rand(1)  # the caller's generator goes on as if no adapter had been drawn
+        torch.manual_seed(global_seed)
+        assert torch.equal(after, torch.rand(1))
+        return trained_weights(tower, "lora")
+
+    first, again, other = adapters(2, 0), adapters(2, 1), adapters(3, 0)
+    lora_a = [k for k in first if "lora_A" in k]
+    assert lora_a and all(first[k].abs().sum() > 0 for k in lora_a)  # A starts random (B at zero)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in lora_a)

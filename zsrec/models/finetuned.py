@@ -145,7 +145,11 @@ def load_tower(settings: FinetuneSettings) -> tuple[TextTower, str]:
             bias="none",
         )
         try:
-            model = get_peft_model(model, config)
+            # the adapters' A matrices start random: draw them from the run's seed, not from whatever state
+            # the global generator is in, so one seed gives one model (restoring the caller's generator)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(settings.training.seed)
+                model = get_peft_model(model, config)
         except ValueError as err:  # e.g. no module matches target_modules
             raise ConfigError(f"cannot add LoRA adapters to {settings.encoder!r}: {err}") from err
     return TextTower(model.to(settings.training.device), tokenizer), base_id
