@@ -108,3 +108,26 @@ def test_settings_round_trip_through_json_dict() -> None:
     s = ZeroShotSettings(lexical_weight=1.0, char_weight=0.5, aggregation="multi")
     assert ZeroShotSettings.from_dict(s.to_dict()) == s
     assert isinstance(ZeroShotRecommender(s).settings, ZeroShotSettings)
+
+
+def test_tuning_can_switch_the_lexical_parts_off(split, tmp_path) -> None:
+    from zsrec.models.tuned import TunedZeroShot, TuningSettings
+
+    emb = EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path)
+    settings = TuningSettings(min_validation_users=1, holdout_fraction=0.3, level=2)
+    model = TunedZeroShot(settings, embeddings=emb).fit(tiny_shop())
+    assert model.tuning_["tuned"], model.tuning_.get("reason")
+    grid = model.tuning_["grid"]
+    # every lexical/char weight is searched, including 0 (a shop whose titles mislead word matching)
+    assert {(row["lexical_weight"], row["char_weight"]) for row in grid} == {
+        (lw, cw) for lw in settings.lexical_weights for cw in settings.char_weights
+    }
+    best = max(grid, key=lambda row: row["ndcg@10"])
+    assert model.tuning_["validation_ndcg@10"] == best["ndcg@10"]
+    # a grid without the lexical parts gives a model that never computes them
+    off = TuningSettings(
+        min_validation_users=1, holdout_fraction=0.3, level=2, lexical_weights=(0.0,), char_weights=(0.0,)
+    )
+    plain = TunedZeroShot(off, embeddings=emb).fit(tiny_shop())
+    assert plain.tuning_["tuned"]
+    assert set(plain.model_.components(split.test_users, split.new_items)) <= {"semantic", "category"}

@@ -96,6 +96,43 @@ def target_ranks(
     return ranks, top
 
 
+def new_pool_ranks(scores: np.ndarray, split: EvalSplit, *, seed: int = 0, top: int | None = None) -> list[np.ndarray]:
+    """The target ranks `target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=seed)`
+    gives, for a (n_test_users, n_new_items) score matrix, without ordering every candidate: a target's rank is
+    the number of candidates that beat it (a higher score, or the same score and earlier in the same seeded
+    tie-break order). With `top`, only ranks below `top` are exact; the others become distinct stand-ins
+    top, top + 1, ... in target order (enough for metrics at cut-offs <= top). A partial partition per user
+    then replaces the sort, which makes tuning loops that rank many weightings of one split cheap.
+    """
+    n_cand = len(split.new_items)
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    if scores.shape != (len(split.test_users), n_cand):
+        raise ValueError(f"scores have shape {scores.shape}, expected {(len(split.test_users), n_cand)}")
+    if top is not None and top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
+    position = np.full(split.train.n_items, -1, dtype=np.int64)
+    position[split.new_items] = np.arange(n_cand)
+    tiebreak = np.random.default_rng(seed).random(n_cand)
+    if top is None or top >= n_cand:
+        cap, threshold = n_cand, np.full(len(scores), -np.inf)
+    else:  # the top-th best score of each user: a target below it ranks at least `top`
+        cap, threshold = top, -np.partition(-scores, top - 1, axis=1)[:, top - 1]
+    ranks: list[np.ndarray] = []
+    for row, targets in enumerate(split.targets):
+        cols = position[targets]
+        mine = scores[row, cols]
+        rank = np.full(len(cols), cap, dtype=np.int64)
+        near = np.flatnonzero(mine >= threshold[row])
+        if len(near):
+            s, m = scores[row][None, :], mine[near][:, None]
+            ahead = (s > m) | ((s == m) & (tiebreak[None, :] < tiebreak[cols[near]][:, None]))
+            rank[near] = np.minimum(ahead.sum(axis=1), cap)
+        beyond = rank >= cap  # at most n_cand - cap of them, so the stand-ins stay below n_cand
+        rank[beyond] = cap + np.arange(int(beyond.sum()))
+        ranks.append(rank)
+    return ranks
+
+
 def evaluate_model(
     model: Recommender,
     split: EvalSplit,
