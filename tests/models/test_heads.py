@@ -352,6 +352,7 @@ def test_heads_take_only_stuffed_negatives_and_keep_them_in_their_config() -> No
         {"validation_fraction": 1.0},
         {"min_history": 0},
         {"threads": 0},
+        {"postprocess": "whiten"},
     ],
 )
 def test_bad_training_settings_name_the_setting(bad) -> None:
@@ -387,3 +388,30 @@ def test_each_epoch_is_reported_as_it_ends(embeddings, split) -> None:
     assert [line.split(",")[0] for line in lines] == [f"two-tower-head epoch {e}" for e in epochs]
     assert all("validation NDCG@10" in line for line in lines)
     assert model.n_trainable_params_ == sum(p.numel() for p in model.head_.parameters()) > 0
+
+
+def test_a_centred_head_reads_zero_shots_centred_vectors_and_keeps_the_training_mean(
+    embeddings, split, tmp_path
+) -> None:
+    from zsrec.models.interests import postprocess_embeddings
+
+    model = _head("mlp-head", embeddings, replace(FAST, postprocess="center", epochs=2)).fit(split.train)
+    raw = np.asarray(embeddings.items(split.train.items, model.settings.template), dtype=np.float32)
+    np.testing.assert_allclose(model.item_vectors_, postprocess_embeddings(raw, "center"), atol=1e-6)
+    # a tampered catalog is centred with the training catalog's mean, not its own: other items do not move
+    items = split.train.items.copy()
+    target = int(split.new_items[0])
+    items.loc[target, "title"] = items.loc[target, "title"] + " plus entirely different words"
+    tampered = model.with_item_text(replace(split.train, items=items))
+    others = np.arange(split.train.n_items) != target
+    np.testing.assert_array_equal(tampered.item_vectors_[others], model.item_vectors_[others])
+    assert not np.allclose(tampered.item_vectors_[target], model.item_vectors_[target])
+    # the mean travels with the saved model
+    model.save(tmp_path / "m")
+    loaded = MlpHeadRecommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.catalog_mean_, model.catalog_mean_)
+    users = np.arange(split.train.n_users)
+    np.testing.assert_array_equal(loaded.score(users, split.new_items), model.score(users, split.new_items))
+    plain = _head("mlp-head", embeddings, replace(FAST, epochs=1)).fit(split.train)
+    assert not plain.catalog_mean_.any()
+    np.testing.assert_allclose(plain.item_vectors_, raw, atol=1e-6)

@@ -31,6 +31,7 @@ from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
     StuffedNegatives,
+    _normalise,
     build_training_pairs,
     history_vectors,
     train_head,
@@ -190,7 +191,7 @@ class HeadRecommender(Recommender):
     `data` for that many epochs, `training.refit`). The per-epoch log is in `training_log_`.
     """
 
-    _state = ("item_vectors_", "profile_vectors_")
+    _state = ("item_vectors_", "profile_vectors_", "catalog_mean_")
 
     def __init__(self, settings: HeadSettings | None = None, *, embeddings: EmbeddingSource | None = None) -> None:
         super().__init__(settings or HeadSettings())
@@ -209,8 +210,14 @@ class HeadRecommender(Recommender):
     def fit(self, data: Dataset) -> Self:
         s, t = self.settings, self.settings.training
         self._remember(data)
-        self.item_vectors_ = np.asarray(self.embeddings.items(data.items, s.template), dtype=np.float32)
-        dim = self.item_vectors_.shape[1]
+        raw = np.asarray(self.embeddings.items(data.items, s.template), dtype=np.float32)
+        dim = raw.shape[1]
+        # the training catalog's mean, kept so that every later text (stuffed copies, a tampered catalog) is
+        # centred the same way; zeros = no centring
+        self.catalog_mean_ = (
+            raw.mean(axis=0, keepdims=True) if t.postprocess == "center" else np.zeros((1, dim), dtype=np.float32)
+        )
+        self.item_vectors_ = self._centred(raw)
         if s.profile_weight > 0:
             self.profile_vectors_ = np.asarray(self.embeddings.users(data.users, s.user_template), dtype=np.float32)
         else:
@@ -266,7 +273,7 @@ class HeadRecommender(Recommender):
         vectors = self.embeddings.texts(texts, kind="passage", namespace=self.settings.template.id)
         return StuffedNegatives(
             torch.from_numpy(stuffed_items),
-            torch.from_numpy(np.asarray(vectors, dtype=np.float32)),
+            torch.from_numpy(self._centred(np.asarray(vectors, dtype=np.float32))),
             t.adversarial.augment_prob,
             no_gain=t.adversarial.stuffing_loss == "no-gain",
             weight=t.adversarial.weight,
@@ -294,9 +301,18 @@ class HeadRecommender(Recommender):
         if data.n_items != self.n_items_:
             raise ConfigError(f"with_item_text needs the same catalog ({self.n_items_} items), got {data.n_items}")
         other = copy.copy(self)
-        other.item_vectors_ = np.asarray(self.embeddings.items(data.items, self.settings.template), dtype=np.float32)
+        other.item_vectors_ = self._centred(
+            np.asarray(self.embeddings.items(data.items, self.settings.template), dtype=np.float32)
+        )
         other.user_vectors_ = other._user_vectors()
         return other
+
+    def _centred(self, vectors: np.ndarray) -> np.ndarray:
+        """Item text vectors as the head reads them: minus the training catalog's mean and re-normalised
+        (`training.postprocess="center"`), or unchanged."""
+        if not self.catalog_mean_.any():
+            return vectors
+        return _normalise(vectors - self.catalog_mean_)
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None

@@ -40,6 +40,7 @@ from zsrec.training.adversarial import AdversarialSettings
 LOSSES = ("softmax", "bpr")
 NEGATIVES = ("category", "catalog")
 PAIR_HISTORIES = ("other-categories", "leave-one-out")
+POSTPROCESS = ("none", "center")
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class HeadTrainingSettings:
     min_history: int = 3  # a validation user needs this many interactions outside the validation categories
     min_validation_users: int = 20  # fewer = no early stopping: train all `epochs` on all the data
     refit: bool = False  # after early stopping, retrain on all the data for the best number of epochs
+    # Item embeddings before the head: "none" (as encoded) or "center" (the catalog mean subtracted, then
+    # normalised, as zero-shot's `postprocess="center"`). Centring matters where item texts share boilerplate:
+    # on Complete Journey it lifts the untrained start (zero-shot-mean) from NDCG@10 .041 to .077.
+    postprocess: str = "none"
     threads: int = 2  # torch CPU threads while training
     seed: int = 0  # seeds the validation categories, the initial weights, pair order and negatives
     # adversarial training: only `augment=("stuffing",)` (with augment_prob, stuffing_words, seed) applies
@@ -91,6 +96,8 @@ class HeadTrainingSettings:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.negatives not in NEGATIVES:
             raise ConfigError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
+        if self.postprocess not in POSTPROCESS:
+            raise ConfigError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
         if self.pair_history not in PAIR_HISTORIES:
             raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
         if self.n_negatives == 0 and not self.in_batch_negatives:
