@@ -42,3 +42,14 @@ def test_new_pool_ranks_match_target_ranks(split, kind) -> None:
 def test_new_pool_ranks_refuses_a_matrix_of_the_wrong_shape(split) -> None:
     with pytest.raises(ValueError, match="expected"):
         new_pool_ranks(np.zeros((len(split.test_users), len(split.new_items) + 1)), split)
+
+
+def test_new_pool_ndcg_is_the_full_rankings_ndcg(split) -> None:
+    from zsrec.evaluation.evaluate import new_pool_ndcg
+    from zsrec.evaluation.metrics import user_metrics
+
+    scores = np.random.default_rng(3).integers(0, 4, size=(len(split.test_users), len(split.new_items))).astype(float)
+    for k in (1, 2):
+        want, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=1)
+        expected = user_metrics(want, len(split.new_items), (k,))[f"ndcg@{k}"]
+        np.testing.assert_allclose(new_pool_ndcg(scores, split, seed=1, k=k), expected)

@@ -70,7 +70,7 @@ def target_ranks(
     n_cand = len(cand)
     position = np.full(split.train.n_items, -1, dtype=np.int64)
     position[cand] = np.arange(n_cand)
-    tiebreak = np.random.default_rng(seed).random(n_cand)
+    tiebreak = _tiebreak_order(seed, n_cand)
     ranks: list[np.ndarray] = []
     tops = []
     for start in range(0, len(split.test_users), batch_size):
@@ -112,7 +112,7 @@ def new_pool_ranks(scores: np.ndarray, split: EvalSplit, *, seed: int = 0, top: 
         raise ValueError(f"top must be >= 1, got {top}")
     position = np.full(split.train.n_items, -1, dtype=np.int64)
     position[split.new_items] = np.arange(n_cand)
-    tiebreak = np.random.default_rng(seed).random(n_cand)
+    tiebreak = _tiebreak_order(seed, n_cand)
     if top is None or top >= n_cand:
         cap, threshold = n_cand, np.full(len(scores), -np.inf)
     else:  # the top-th best score of each user: a target below it ranks at least `top`
@@ -131,6 +131,18 @@ def new_pool_ranks(scores: np.ndarray, split: EvalSplit, *, seed: int = 0, top: 
         rank[beyond] = cap + np.arange(int(beyond.sum()))
         ranks.append(rank)
     return ranks
+
+
+def new_pool_ndcg(scores: np.ndarray, split: EvalSplit, *, seed: int = 0, k: int = 10) -> np.ndarray:
+    """Per-user NDCG@k of a (n_test_users, n_new_items) score matrix on the split's new pool: what tuning and
+    early stopping compare (the same figure `evaluate_model` reports, from `new_pool_ranks` cut at k)."""
+    ranks = new_pool_ranks(scores, split, seed=seed, top=k)
+    return user_metrics(ranks, len(split.new_items), (k,))[f"ndcg@{k}"]
+
+
+def _tiebreak_order(seed: int, n_candidates: int) -> np.ndarray:
+    """The seeded random key that orders candidates of equal score (lower first)."""
+    return np.random.default_rng(seed).random(n_candidates)
 
 
 def evaluate_model(

@@ -28,8 +28,8 @@ from scipy.stats import rankdata
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, validation_category_splits
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
-from zsrec.evaluation.metrics import bootstrap_ci, user_metrics
+from zsrec.evaluation.evaluate import new_pool_ndcg
+from zsrec.evaluation.metrics import bootstrap_ci
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 
@@ -225,8 +225,7 @@ class EnsembleRecommender(Recommender):
                 out = []
                 for fold, p in zip(folds, parts, strict=True):
                     fused = np.tensordot(np.asarray(key), p, axes=1)
-                    ranks, _ = target_ranks(PrecomputedScores(fold.test_users, fused), fold, "new", seed=seed)  # type: ignore[arg-type]
-                    out.append(user_metrics(ranks, len(fold.new_items), (10,))["ndcg@10"])
+                    out.append(new_pool_ndcg(fused, fold, seed=seed))
                 memo[key] = out
             return memo[key]
 

@@ -31,9 +31,9 @@ from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
     StuffedNegatives,
-    _normalise,
     build_training_pairs,
     history_vectors,
+    normalise_rows,
     train_head,
     validation_ndcg,
     validation_task,
@@ -312,7 +312,7 @@ class HeadRecommender(Recommender):
         (`training.postprocess="center"`), or unchanged."""
         if not self.catalog_mean_.any():
             return vectors
-        return _normalise(vectors - self.catalog_mean_)
+        return normalise_rows(vectors - self.catalog_mean_)
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None

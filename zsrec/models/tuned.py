@@ -20,8 +20,7 @@ import numpy as np
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import validation_category_splits
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ranks
-from zsrec.evaluation.metrics import user_metrics
+from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.io import atomic_write_text
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
@@ -145,8 +144,7 @@ class TunedZeroShot(Recommender):
                     if config.postprocess != post:
                         continue
                     scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
-                    ranks = new_pool_ranks(scores, split, seed=s.seed, top=10)  # type: ignore[arg-type]
-                    ndcg[f, c] = float(np.mean(user_metrics(ranks, len(items), (10,))["ndcg@10"]))
+                    ndcg[f, c] = float(np.mean(new_pool_ndcg(scores, split, seed=s.seed)))  # type: ignore[arg-type]
         mean = ndcg.mean(axis=0)
         table = list(zip(mean.tolist(), configs, strict=True))
         best_ndcg, best = max(table, key=lambda row: row[0])

@@ -30,8 +30,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
-from zsrec.evaluation.metrics import user_metrics
+from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.evaluation.run import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 
@@ -300,8 +299,7 @@ def validation_ndcg(
     users = user_vectors(tower, task.histories, titles, encode_items, settings)
     items = encode_items(split.new_items)
     scores = users @ items.T
-    ranks, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
-    return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
+    return float(np.mean(new_pool_ndcg(scores, split, seed=task.seed)))
 
 
 # -- the loop ------------------------------------------------------------------------------------------

@@ -33,8 +33,7 @@ from torch import nn
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
-from zsrec.evaluation.metrics import user_metrics
+from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.training.adversarial import AdversarialSettings
 
 LOSSES = ("softmax", "bpr")
@@ -167,9 +166,9 @@ def history_vectors(
     mean = sparse.csr_matrix(
         (1.0 / lengths[rows], (rows, cols)), shape=(len(histories), len(item_vectors)), dtype=np.float32
     )
-    x = _normalise(np.asarray(mean @ item_vectors))
+    x = normalise_rows(np.asarray(mean @ item_vectors))
     if profile_vectors is not None and profile_weight > 0:
-        x = _normalise(x + np.float32(profile_weight) * profile_vectors)
+        x = normalise_rows(x + np.float32(profile_weight) * profile_vectors)
     return x
 
 
@@ -256,7 +255,7 @@ class ValidationTask:
     split: EvalSplit
     user_vectors: np.ndarray  # (n_users, d) from the histories in split.train
     item_vectors: np.ndarray  # (n_items, d)
-    seed: int  # tie-break order of target_ranks
+    seed: int  # tie-break order of the ranking (as target_ranks)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -290,8 +289,7 @@ def validation_ndcg(head: ScoringHead, task: ValidationTask) -> float:
     users = torch.from_numpy(task.user_vectors[split.test_users])
     items = torch.from_numpy(task.item_vectors[split.new_items])
     scores = head.scores(users, items).numpy()
-    ranks, _ = target_ranks(PrecomputedScores(split.test_users, scores), split, "new", seed=task.seed)  # type: ignore[arg-type]
-    return float(np.mean(user_metrics(ranks, len(split.new_items), (10,))["ndcg@10"]))
+    return float(np.mean(new_pool_ndcg(scores, split, seed=task.seed)))
 
 
 def head_loss(scores: torch.Tensor, cand: torch.Tensor, settings: HeadTrainingSettings) -> torch.Tensor:
@@ -483,7 +481,7 @@ def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in head.state_dict().items()}
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
+def normalise_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (x / norms).astype(np.float32)
