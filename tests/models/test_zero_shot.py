@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace as replace_settings
+
 import numpy as np
 import pytest
 from shop_fixtures import tiny_shop
@@ -114,7 +116,7 @@ def test_tuning_can_switch_the_lexical_parts_off(split, tmp_path) -> None:
     from zsrec.models.tuned import TunedZeroShot, TuningSettings
 
     emb = EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path)
-    settings = TuningSettings(min_validation_users=1, holdout_fraction=0.3, level=2)
+    settings = TuningSettings(min_validation_users=1, holdout_fraction=0.3, level=2, gate_confidence=None)
     model = TunedZeroShot(settings, embeddings=emb).fit(tiny_shop())
     assert model.tuning_["tuned"], model.tuning_.get("reason")
     grid = model.tuning_["grid"]
@@ -131,3 +133,29 @@ def test_tuning_can_switch_the_lexical_parts_off(split, tmp_path) -> None:
     plain = TunedZeroShot(off, embeddings=emb).fit(tiny_shop())
     assert plain.tuning_["tuned"]
     assert set(plain.model_.components(split.test_users, split.new_items)) <= {"semantic", "category"}
+
+
+def test_tuning_keeps_a_departure_from_the_full_fusion_only_when_the_gate_does(tmp_path) -> None:
+    from zsrec.models.tuned import TunedZeroShot, TuningSettings
+
+    emb = EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path)
+    settings = TuningSettings(min_validation_users=1, holdout_fraction=0.3, level=2)
+    tuning = TunedZeroShot(settings, embeddings=emb).fit(tiny_shop()).tuning_
+    grid = tuning["grid"]
+    assert [row["core"] for row in grid] == [
+        row["lexical_weight"] == 1.0 and row["char_weight"] == 1.0 for row in grid
+    ]
+    keys = ("postprocess", "semantic_weight", "category_weight", "lexical_weight", "char_weight")
+    best = max(grid, key=lambda row: row["ndcg@10"])
+    core_best = max((row for row in grid if row["core"]), key=lambda row: row["ndcg@10"])
+    expected = best if tuning["gate"]["kept"] else core_best
+    assert {k: tuning["best"][k] for k in keys} == {k: expected[k] for k in keys}
+    if not best["core"]:
+        assert set(tuning["gate"]) >= {"gain", "ci", "out_of_fold"}
+    # a gate that cannot fail keeps the grid's best; a grid with only the core points never needs the gate
+    free = TunedZeroShot(replace_settings(settings, gate_confidence=None), embeddings=emb).fit(tiny_shop()).tuning_
+    assert {k: free["best"][k] for k in keys} == {k: best[k] for k in keys}
+    core_only = replace_settings(settings, lexical_weights=(1.0,), char_weights=(1.0,))
+    plain = TunedZeroShot(core_only, embeddings=emb).fit(tiny_shop()).tuning_
+    assert plain["gate"] == {"kept": True, "reason": "the best point is a full fusion"}
+    assert {k: plain["best"][k] for k in keys} == {k: core_best[k] for k in keys}

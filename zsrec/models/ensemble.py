@@ -29,9 +29,9 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, validation_category_splits
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.evaluation.metrics import bootstrap_ci
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.selection import held_out_masks, n_parts, paired_gate
 
 FUSIONS = ("score", "rrf", "borda")
 #: the members `--models ensemble` gets when none are named: the tuned zero-shot hybrid, two single views of
@@ -204,13 +204,7 @@ class EnsembleRecommender(Recommender):
         s = self.settings
         diff = held_out["per_user"] - held_out["single_per_user"]
         extra = {k: v for k, v in held_out.items() if k not in ("per_user", "single_per_user")}
-        gain = float(diff.mean()) if len(diff) else 0.0
-        if s.gate_confidence is None:
-            return {"kept": True, "gain": gain, "ci": None, "confidence": None} | extra
-        if not np.any(diff):
-            return {"kept": False, "gain": 0.0, "ci": [0.0, 0.0], "confidence": s.gate_confidence} | extra
-        lo, hi = bootstrap_ci(diff, confidence=s.gate_confidence, seed=s.seed)
-        return {"kept": bool(lo > 0), "gain": gain, "ci": [lo, hi], "confidence": s.gate_confidence} | extra
+        return paired_gate(diff, s.gate_confidence, s.seed) | extra
 
     def _fusion_parts(self, member_scores: list[np.ndarray], fusion: str) -> list[np.ndarray]:
         return [np.stack([fusion_parts(x, fusion, self.settings.rrf_k) for x in scores]) for scores in member_scores]
@@ -232,18 +226,11 @@ class EnsembleRecommender(Recommender):
         return per_user
 
     def _masks(self, folds: list[EvalSplit], held_out: int | None) -> list[np.ndarray]:
-        """Per fold, the validation users a search may look at: all of them but those of part `held_out`.
-
-        With two or more folds the parts are the folds (each holds out other categories, as the test split
-        does); with one fold they are two seeded halves of its users.
-        """
+        """Per fold, the validation users a search may look at: all of them but those of part `held_out`."""
         sizes = [len(f.test_users) for f in folds]
         if held_out is None:
             return [np.ones(n, dtype=bool) for n in sizes]
-        if len(folds) >= 2:
-            return [np.full(n, i != held_out) for i, n in enumerate(sizes)]
-        half = np.random.default_rng(self.settings.seed).permutation(sizes[0]) % 2 == 1
-        return [half if held_out == 0 else ~half]
+        return [~m for m in held_out_masks(sizes, held_out, self.settings.seed)]
 
     def _select(self, per_user: dict[str, Any], masks: list[np.ndarray]) -> tuple[str, dict[str, dict[str, Any]]]:
         """Search every fusion on the users in `masks`; the fusion with the best validation NDCG@10 wins."""
@@ -253,9 +240,8 @@ class EnsembleRecommender(Recommender):
 
     def _out_of_fold(self, folds: list[EvalSplit], per_user: dict[str, Any]) -> dict[str, Any]:
         """Each validation part scored by the fusion and the single member chosen without it."""
-        n_parts = max(len(folds), 2)
         fused, single, chosen = [], [], []
-        for part in range(n_parts):
+        for part in range(n_parts(len(folds))):
             searched = self._masks(folds, part)
             fusion, searches = self._select(per_user, searched)
             search = searches[fusion]
