@@ -159,3 +159,19 @@ def test_tuning_keeps_a_departure_from_the_full_fusion_only_when_the_gate_does(t
     plain = TunedZeroShot(core_only, embeddings=emb).fit(tiny_shop()).tuning_
     assert plain["gate"] == {"kept": True, "reason": "the best point is a full fusion"}
     assert {k: plain["best"][k] for k in keys} == {k: core_best[k] for k in keys}
+
+
+def test_the_tuners_weighted_sum_is_the_chosen_models_score(split, tmp_path) -> None:
+    from zsrec.models.tuned import _weighted_sum
+    from zsrec.models.zero_shot import standardise
+
+    emb = EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path)
+    probe = ZeroShotSettings(lexical_weight=1.0, char_weight=1.0, category_weight=1.0)
+    parts = ZeroShotRecommender(probe, embeddings=emb).fit(split.train).components(split.test_users, split.new_items)
+    z = {name: standardise(x) for name, x in parts.items()}
+    out, scratch = np.empty_like(z["semantic"]), np.empty_like(z["semantic"])
+    for sw, lw, cw, kw in [(1.5, 0.0, 0.5, 1.0), (1.0, 1.0, 0.0, 0.0), (0.0, 0.5, 1.0, 0.5)]:
+        config = ZeroShotSettings(semantic_weight=sw, lexical_weight=lw, char_weight=cw, category_weight=kw)
+        _weighted_sum(z, config, out=out, scratch=scratch)
+        model = ZeroShotRecommender(config, embeddings=emb).fit(split.train)
+        np.testing.assert_array_equal(out, model.score(split.test_users, split.new_items))

@@ -148,9 +148,10 @@ class TunedZeroShot(Recommender):
         for f, split in enumerate(splits):
             users, items = split.test_users, split.new_items
             for post in s.postprocess:
-                probe = replace(
+                probe = replace(  # every part some grid point uses
                     s.base,
                     postprocess=post,
+                    semantic_weight=max(s.semantic_weights),
                     category_weight=max(s.category_weights),
                     lexical_weight=max(s.lexical_weights),
                     char_weight=max(s.char_weights),
@@ -159,11 +160,13 @@ class TunedZeroShot(Recommender):
                     ZeroShotRecommender(probe, embeddings=self._embeddings).fit(split.train).components(users, items)
                 )
                 z = {name: standardise(x) for name, x in parts.items()}
+                some = next(iter(z.values()))
+                scores, term = np.empty_like(some), np.empty_like(some)  # reused by every grid point
                 for c, config in enumerate(configs):
                     if config.postprocess != post:
                         continue
-                    scores = sum(getattr(config, f"{name}_weight") * x for name, x in z.items())
-                    per_user[f][c] = new_pool_ndcg(scores, split, seed=s.seed)  # type: ignore[arg-type]
+                    _weighted_sum(z, config, out=scores, scratch=term)
+                    per_user[f][c] = new_pool_ndcg(scores, split, seed=s.seed)
         core = np.array(
             [c.lexical_weight == max(s.lexical_weights) and c.char_weight == max(s.char_weights) for c in configs]
         )
@@ -250,3 +253,19 @@ def _mean_over_folds(per_user: list[np.ndarray], masks: list[np.ndarray]) -> np.
 def _best(values: np.ndarray) -> int:
     """Index of the largest value; the first one on ties (the grid's order)."""
     return int(np.argmax(values))
+
+
+def _weighted_sum(z: dict[str, np.ndarray], config: ZeroShotSettings, *, out: np.ndarray, scratch: np.ndarray) -> None:
+    """`out` = Σ weight·z over the parts with a non-zero weight, in `z`'s order: `ZeroShotRecommender.score` of
+    `config`, which computes only those parts, written into preallocated arrays."""
+    first = True
+    for name, x in z.items():
+        w = getattr(config, f"{name}_weight")
+        if w == 0:
+            continue
+        if first:
+            np.multiply(x, w, out=out)
+            first = False
+        else:
+            np.multiply(x, w, out=scratch)
+            out += scratch
