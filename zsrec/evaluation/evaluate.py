@@ -10,7 +10,7 @@ import numpy as np
 
 from zsrec.data.splits import EvalSplit
 from zsrec.errors import ConfigError
-from zsrec.evaluation.metrics import bootstrap_ci, catalog_coverage, user_metrics
+from zsrec.evaluation.metrics import bootstrap_ci, catalog_coverage, stacked_ndcg, user_metrics
 from zsrec.models.base import Recommender, mask_seen
 
 
@@ -114,11 +114,7 @@ def new_pool_ndcg(scores: np.ndarray, split: EvalSplit, *, seed: int = 0, k: int
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     flat, lengths = _new_pool_flat_ranks(scores, split, seed, k)
-    user = np.repeat(np.arange(len(lengths)), lengths)
-    gain = np.where(flat < k, 1.0 / np.log2(flat + 2.0), 0.0)
-    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
-    with np.errstate(divide="ignore", invalid="ignore"):  # a user with no target: 0/0 -> nan, as user_metrics
-        return np.bincount(user, weights=gain, minlength=len(lengths)) / ideal[np.minimum(lengths, k)]
+    return stacked_ndcg(flat, np.repeat(np.arange(len(lengths)), lengths), lengths, k)
 
 
 #: score-matrix entries compared at once when counting the candidates ahead of each target

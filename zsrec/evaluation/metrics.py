@@ -278,16 +278,12 @@ def user_metrics(
     n_users = lengths.size
     n_rel = lengths if n_relevant is None else _check_n_relevant_per_user(n_relevant, lengths)
 
-    discount = 1.0 / np.log2(flat + 2.0)
-    ideal_len = int(min(max(ks), n_rel.max(initial=0)))
-    ideal_dcg = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(ideal_len) + 2.0))])
     out: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 -> nan for users with no relevant item
         for k in ks:
             hit = flat < k
             n_hits = np.bincount(user, weights=hit.astype(np.float64), minlength=n_users)
-            dcg = np.bincount(user, weights=np.where(hit, discount, 0.0), minlength=n_users)
-            out[f"ndcg@{k}"] = dcg / ideal_dcg[np.minimum(n_rel, k)]
+            out[f"ndcg@{k}"] = stacked_ndcg(flat, user, n_rel, k)
             out[f"recall@{k}"] = n_hits / n_rel
             out[f"hr@{k}"] = (n_hits > 0).astype(np.float64)
 
@@ -305,6 +301,23 @@ def user_metrics(
         n_pairs = lengths * n_negative
         out["auc"] = np.where(n_pairs > 0, pairs_right / n_pairs, np.nan)
     return out
+
+
+def stacked_ndcg(flat: np.ndarray, user: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per-user NDCG@k from the 0-based ranks of relevant items, all users' concatenated (any order).
+
+    Args:
+        flat: (total,) ranks; `user`: (total,) the user each rank belongs to, in [0, len(n_relevant)).
+        n_relevant: (n_users,) relevant items per user (the ideal DCG's length, cut at k); 0 gives nan.
+
+    >>> stacked_ndcg(np.array([0, 3, 0]), np.array([0, 0, 1]), np.array([2, 1]), k=2).round(3).tolist()
+    [0.613, 1.0]
+    """
+    n_users = len(n_relevant)
+    dcg = np.bincount(user, weights=np.where(flat < k, 1.0 / np.log2(flat + 2.0), 0.0), minlength=n_users)
+    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return dcg / ideal[np.minimum(n_relevant, k)]
 
 
 def mean_over_users(per_user_values: np.ndarray) -> float:
