@@ -152,9 +152,9 @@ def tuning_line(doc: dict) -> str:
     return text
 
 
-def render(docs: dict, minutes: float, date: str) -> str:
-    """The `new_category` section of docs/benchmarks.md from the result documents."""
-    encode = docs["encode"]
+def render(docs: dict) -> str:
+    """The `new_category` section of docs/benchmarks.md from the saved result documents."""
+    encode, minutes, date = docs["encode"], docs["whole_run_minutes"], docs["date"]
     sci = docs["scientific_lco"]["results"]
     zs_ndcg, tfidf_ndcg = sci["zero-shot"]["new"]["ndcg@10"], sci["tfidf"]["new"]["ndcg@10"]
     ratio = zs_ndcg / tfidf_ndcg
@@ -232,14 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = REPO / "docs" / "benchmarks" / "new_category.json"
     if args.render_only:
-        saved = json.loads(out.read_text())
-        write_section("new_category", render(saved, saved["whole_run_minutes"], saved["date"]))
+        write_section("new_category", render(json.loads(out.read_text())))
         return 0
     if not (AMAZON / "Scientific.item.json").exists():
         print(f"error: {AMAZON} not found; the benchmark reads ../shared/data/amazon-scientific", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    ks = KS
     cache = tempfile.TemporaryDirectory(prefix="zsrec-bench-cache-")
     embeddings = EmbeddingSource("minilm", cache_dir=cache.name)
     docs: dict[str, dict] = {}
@@ -249,11 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"encode: {encode}", flush=True)
     lco = SplitSettings(level=1, categories=SCIENTIFIC_CATEGORIES, min_history=3, seed=0)
     docs["scientific_lco"] = run_evaluation(
-        amazon, LCO_MODELS, lco, EvalSettings(ks=ks, pools=("new", "all")), embeddings=embeddings
+        amazon, LCO_MODELS, lco, EvalSettings(ks=KS, pools=("new", "all")), embeddings=embeddings
     )
     print("scientific leave-category-out done", flush=True)
     fraction = SplitSettings(level=2, holdout_fraction=0.2, min_history=3, seed=0)
-    new_pool = EvalSettings(ks=ks, pools=("new",))
+    new_pool = EvalSettings(ks=KS, pools=("new",))
     docs["scientific_level2"] = run_evaluation(amazon, FRACTION_MODELS, fraction, new_pool, embeddings=embeddings)
 
     if not args.skip_completejourney:
@@ -261,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         journey = keep_popular_items(load_dataset("completejourney"), demo.min_households)
         cj_split = SplitSettings(level=2, categories=demo.categories, min_history=3, seed=0)
         docs["completejourney_lco"] = run_evaluation(
-            journey, LCO_MODELS, cj_split, EvalSettings(ks=ks, pools=("new", "all")), embeddings=embeddings
+            journey, LCO_MODELS, cj_split, EvalSettings(ks=KS, pools=("new", "all")), embeddings=embeddings
         )
         docs["completejourney_level2"] = run_evaluation(
             journey, FRACTION_MODELS, fraction, new_pool, embeddings=embeddings
@@ -270,13 +268,12 @@ def main(argv: list[str] | None = None) -> int:
 
     loo = SplitSettings(protocol=LEAVE_ONE_OUT, min_history=3)
     docs["scientific_loo"] = run_evaluation(
-        amazon, LOO_MODELS, loo, EvalSettings(ks=ks, pools=("all",)), embeddings=embeddings
+        amazon, LOO_MODELS, loo, EvalSettings(ks=KS, pools=("all",)), embeddings=embeddings
     )
     minutes = (time.perf_counter() - started) / 60
-    date = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
-    docs = {"encode": encode, "whole_run_minutes": minutes, "date": date, **docs}
+    docs = {"encode": encode, "whole_run_minutes": minutes, "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M}", **docs}
     atomic_write_text(out, json.dumps(docs, indent=1))
-    md = render(docs, minutes, date)
+    md = render(docs)
     write_section("new_category", md)
     print(md)
     return 0
