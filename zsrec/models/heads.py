@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from zsrec.data.dataset import Dataset
+from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
@@ -33,7 +34,6 @@ from zsrec.training.heads import (
     StuffedNegatives,
     build_training_pairs,
     history_vectors,
-    normalise_rows,
     train_head,
     validation_ndcg,
     validation_task,
@@ -312,7 +312,7 @@ class HeadRecommender(Recommender):
         (`training.postprocess="center"`), or unchanged."""
         if not self.catalog_mean_.any():
             return vectors
-        return normalise_rows(vectors - self.catalog_mean_)
+        return l2_normalize(vectors - self.catalog_mean_)
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
 
 
@@ -29,9 +30,7 @@ def postprocess_embeddings(vectors: np.ndarray, mode: str, *, whiten_dims: int =
         out = (x - mu) @ (u[:, :k] / np.sqrt(s[:k] + 1e-6))
     else:
         raise ConfigError(f"postprocess must be 'none', 'center' or 'whiten', got {mode!r}")
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (out / norms).astype(np.float32)
+    return l2_normalize(out)
 
 
 def interest_clusters(vectors: np.ndarray, k: int, *, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:

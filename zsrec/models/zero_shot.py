@@ -14,6 +14,7 @@ from typing import Any, Self
 import numpy as np
 
 from zsrec.data.dataset import Dataset
+from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.models.base import Recommender
@@ -172,7 +173,7 @@ class ZeroShotRecommender(Recommender):
             if len(h):
                 w = self._history_weights(len(h))
                 out[row] = w @ self.item_vectors_[h]
-        return _normalise(out)
+        return l2_normalize(out)
 
     def _history_weights(self, n: int) -> np.ndarray:
         if self.settings.aggregation == "recency":
@@ -264,16 +265,10 @@ def standardise(scores: np.ndarray) -> np.ndarray:
     return (x - mean) / std
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (x / norms).astype(np.float32)
-
-
 def _category_centroids(vectors: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
     sums = np.zeros((n, vectors.shape[1]), dtype=np.float32)
     np.add.at(sums, index, vectors)
-    return _normalise(sums)
+    return l2_normalize(sums)
 
 
 # The named zero-shot models: presets of ZeroShotSettings.

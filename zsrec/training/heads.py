@@ -32,6 +32,7 @@ from torch import nn
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
+from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.training.adversarial import AdversarialSettings
@@ -166,9 +167,9 @@ def history_vectors(
     mean = sparse.csr_matrix(
         (1.0 / lengths[rows], (rows, cols)), shape=(len(histories), len(item_vectors)), dtype=np.float32
     )
-    x = normalise_rows(np.asarray(mean @ item_vectors))
+    x = l2_normalize(np.asarray(mean @ item_vectors))
     if profile_vectors is not None and profile_weight > 0:
-        x = normalise_rows(x + np.float32(profile_weight) * profile_vectors)
+        x = l2_normalize(x + np.float32(profile_weight) * profile_vectors)
     return x
 
 
@@ -481,7 +482,3 @@ def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in head.state_dict().items()}
 
 
-def normalise_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (x / norms).astype(np.float32)
