@@ -25,6 +25,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -62,6 +64,7 @@ LCO_MODELS = [
     "zero-shot",
 ]
 FRACTION_MODELS = ["random", "tfidf", "zero-shot-mean", "zero-shot-hybrid", "zero-shot"]
+SEEDS = (0, 1, 2, 3, 4)  # seeded 20% hold-outs: how the tfidf ratio varies with the categories held out
 LOO_MODELS = ["random", "popularity", "tfidf", "als", "zero-shot-mean", "zero-shot-recency", "zero-shot-hybrid"]
 KS = (10, 50)  # cut-offs of every table
 
@@ -152,6 +155,88 @@ def tuning_line(doc: dict) -> str:
     return text
 
 
+def run_seeded(amazon, journey, embeddings: EmbeddingSource, journey_level2: dict | None) -> dict[str, list[dict]]:
+    """The seeded draws of both shops (`journey` None = Amazon only); Complete Journey's seed-0 draw is the
+    level-2 run already made (`journey_level2`), so it is not run twice."""
+    seeded = {"scientific": seeded_runs(amazon, 1, embeddings)}
+    if journey is not None:
+        seeded["completejourney"] = seeded_runs(journey, 2, embeddings, done=journey_level2)
+    return seeded
+
+
+def seeded_runs(dataset, level: int, embeddings: EmbeddingSource, seeds=SEEDS, done: dict | None = None) -> list[dict]:
+    """tfidf and zero-shot on `seeds` draws of 20% of the level's categories (new pool, NDCG@10).
+
+    `done` is a result document already run on one of these draws (same level, fraction and models), reused.
+    """
+    rows = []
+    for seed in seeds:
+        if done is not None and done["protocol"]["seed"] == seed and done["protocol"]["level"] == level:
+            doc = done
+        else:
+            split = SplitSettings(level=level, holdout_fraction=0.2, min_history=3, seed=seed)
+            doc = run_evaluation(dataset, ["tfidf", "zero-shot"], split, SEEDED_EVAL, embeddings=embeddings)
+        rows.append(seeded_row(doc))
+        print(f"seed {seed}: {rows[-1]}", flush=True)
+    return rows
+
+
+SEEDED_EVAL = EvalSettings(ks=(10,), pools=("new",))
+
+
+def seeded_row(doc: dict) -> dict:
+    """The figures of one seeded draw that the seeded table shows."""
+    p, res = doc["protocol"], doc["results"]
+    tuning = doc["models"]["zero-shot"]["config"].get("tuning", {})
+    return {
+        "seed": p["seed"],
+        "level": p["level"],
+        "n_heldout_categories": len(p["heldout_categories"]),
+        "n_test_users": p["n_test_users"],
+        "n_new_items": p["n_new_items"],
+        **{f"{m}_ndcg@10": res[m]["new"]["ndcg@10"] for m in ("tfidf", "zero-shot")},
+        **{f"{m}_ndcg@10_ci": res[m]["new"]["ndcg@10_ci"] for m in ("tfidf", "zero-shot")},
+        "zero_shot_choice": {k: tuning["best"][k] for k in CHOICE_KEYS} if tuning.get("tuned") else None,
+    }
+
+
+CHOICE_KEYS = ("postprocess", "semantic_weight", "lexical_weight", "char_weight", "category_weight")
+
+
+def seeded_table(rows: list[dict]) -> str:
+    lines = [
+        "| seed | held out | test users | new items | tfidf NDCG@10 [95% CI] | zero-shot NDCG@10 [95% CI] | ratio "
+        "| zero-shot chose (post; semantic, lexical, char, category) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = []
+        for m in ("tfidf", "zero-shot"):
+            lo, hi = r[f"{m}_ndcg@10_ci"]
+            cells.append(f"{r[f'{m}_ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]")
+        c = r["zero_shot_choice"]
+        chose = (
+            "untuned"
+            if c is None
+            else (
+                f"{c['postprocess']}; {c['semantic_weight']:g}, {c['lexical_weight']:g}, {c['char_weight']:g}, "
+                f"{c['category_weight']:g}"
+            )
+        )
+        lines.append(
+            f"| {r['seed']} | {r['n_heldout_categories']} | {r['n_test_users']:,} | {r['n_new_items']:,} | "
+            f"{cells[0]} | {cells[1]} | {r['zero-shot_ndcg@10'] / r['tfidf_ndcg@10']:.2f}× | {chose} |"
+        )
+    ratios = sorted(r["zero-shot_ndcg@10"] / r["tfidf_ndcg@10"] for r in rows)
+    lines += [
+        "",
+        f"Ratio over the {len(rows)} draws: median {float(np.median(ratios)):.2f}×, range {ratios[0]:.2f}–"
+        f"{ratios[-1]:.2f}×; zero-shot above tfidf in {sum(x > 1 for x in ratios)}, at ≥ 1.2× in "
+        f"{sum(x >= 1.2 for x in ratios)}.",
+    ]
+    return "\n".join(lines)
+
+
 def render(docs: dict) -> str:
     """The `new_category` section of docs/benchmarks.md from the saved result documents."""
     encode, minutes, date = docs["encode"], docs["whole_run_minutes"], docs["date"]
@@ -207,6 +292,21 @@ def render(docs: dict) -> str:
                 "",
                 tuning_line(docs[key]),
             ]
+    seeded = docs.get("seeded", {})
+    if seeded:
+        md += [
+            "",
+            "### Seeded draws: how much the ratio to tfidf depends on the categories held out (new pool)",
+            "Each draw holds out a seeded 20% of the level's categories, as `zsrec evaluate DATASET --level L "
+            "--seed S --models tfidf,zero-shot` does by default; `zero-shot` tunes itself on each draw's "
+            f"training data. `--seeded-only` reruns this part alone ({docs.get('seeded_minutes', 0):.1f} min).",
+        ]
+        for key, title in (
+            ("scientific", "Amazon Scientific, level 1 (the default level of `zsrec evaluate`)"),
+            ("completejourney", "Complete Journey (reduced as in the demo), level 2"),
+        ):
+            if key in seeded:
+                md += ["", f"{title}:", "", seeded_table(seeded[key])]
     md += [
         "",
         "### Amazon Scientific, leave-one-out (whole catalog)",
@@ -229,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the section from docs/benchmarks/new_category.json"
     )
+    parser.add_argument(
+        "--seeded-only",
+        action="store_true",
+        help="rerun only the seeded draws and merge them into docs/benchmarks/new_category.json",
+    )
     args = parser.parse_args(argv)
     out = REPO / "docs" / "benchmarks" / "new_category.json"
     if args.render_only:
@@ -240,6 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     cache = tempfile.TemporaryDirectory(prefix="zsrec-bench-cache-")
     embeddings = EmbeddingSource("minilm", cache_dir=cache.name)
+    if args.seeded_only:
+        if not out.exists():
+            print(f"error: {out} not found; run the whole benchmark first", file=sys.stderr)
+            return 2
+        docs = json.loads(out.read_text())
+        amazon = load_dataset(f"amazon-lcrec:{AMAZON}")
+        journey = (
+            None
+            if args.skip_completejourney
+            else keep_popular_items(load_dataset("completejourney"), DemoSettings().min_households)
+        )
+        docs["seeded"] = run_seeded(amazon, journey, embeddings, docs.get("completejourney_level2"))
+        docs["seeded_minutes"] = (time.perf_counter() - started) / 60
+        atomic_write_text(out, json.dumps(docs, indent=1))
+        write_section("new_category", render(docs))
+        return 0
     docs: dict[str, dict] = {}
 
     amazon = load_dataset(f"amazon-lcrec:{AMAZON}")
@@ -270,8 +391,20 @@ def main(argv: list[str] | None = None) -> int:
     docs["scientific_loo"] = run_evaluation(
         amazon, LOO_MODELS, loo, EvalSettings(ks=KS, pools=("all",)), embeddings=embeddings
     )
+    seeded_started = time.perf_counter()
+    seeded = run_seeded(
+        amazon, None if args.skip_completejourney else journey, embeddings, docs.get("completejourney_level2")
+    )
+    seeded_minutes = (time.perf_counter() - seeded_started) / 60
     minutes = (time.perf_counter() - started) / 60
-    docs = {"encode": encode, "whole_run_minutes": minutes, "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M}", **docs}
+    docs = {
+        "seeded": seeded,
+        "seeded_minutes": seeded_minutes,
+        "encode": encode,
+        "whole_run_minutes": minutes,
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        **docs,
+    }
     atomic_write_text(out, json.dumps(docs, indent=1))
     md = render(docs)
     write_section("new_category", md)
