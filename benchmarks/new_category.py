@@ -6,7 +6,10 @@ Runs every baseline and zero-shot variant on
   1. Amazon Scientific (../shared/data/amazon-scientific), level 1, the four categories of the foundation
      issue, both candidate pools;
   2. Complete Journey (the embedded default), level 2, the demo's reduction and held-out categories;
-  3. Amazon Scientific, leave-one-out, whole catalog, beside published figures (their preprocessing differs);
+  3. seeded draws: tfidf and zero-shot on five seeded 20% hold-outs per shop (Amazon level 1, Complete Journey
+     level 2), to show how the ratio between them varies with the categories held out (`--seeded-only`
+     reruns just these and merges them into the saved results);
+  4. Amazon Scientific, leave-one-out, whole catalog, beside published figures (their preprocessing differs);
 then writes the tables, with the machine, date and command, into docs/benchmarks.md (its own section) and
 the raw result documents into docs/benchmarks/new_category.json. Embeddings are encoded into a fresh
 temporary cache, so the encode times are cold; the catalog is then encoded a second time to show that the
