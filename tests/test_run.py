@@ -21,6 +21,7 @@ from zsrec.evaluation.run import (
     resolve_pools,
     run_evaluation,
 )
+from zsrec.models.registry import ModelContext, build_model
 
 # Four themes; the second category of each is held out ("new"). Item texts share their theme's words, so a
 # content model can tell which new items suit which user; interactions alone cannot.
@@ -242,3 +243,15 @@ def test_run_accepts_a_loaded_dataset(shop_dir: Path) -> None:
     assert result["dataset"] == data.name
     # popularity knows nothing of new items: it ties them all, so it ranks like the seeded tie-break
     assert result["results"]["popularity"]["new"]["n_candidates"] == 40
+
+
+def test_zero_shot_tunes_at_the_level_the_evaluation_holds_out(shop_dir: Path) -> None:
+    # The shop's top level has four departments, so zero-shot's own default validates at level 1 (as it does
+    # outside an evaluation); inside an evaluation that holds out level-2 categories it holds out level-2
+    # categories of its training data instead. (No fold here keeps a user with 3 interactions elsewhere, so
+    # both say so and stay untuned.)
+    result = run_evaluation(str(shop_dir), ["zero-shot"], SPLIT, EvalSettings(n_bootstrap=0), encoder="hashing")
+    tuning = result["models"]["zero-shot"]["config"]["tuning"]
+    assert tuning["tuned"] is False and "at level 2" in tuning["reason"]
+    alone = build_model("zero-shot", ModelContext(encoder="hashing")).fit(load_dataset(str(shop_dir)))
+    assert "at level 1" in alone.tuning_["reason"]

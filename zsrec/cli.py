@@ -433,7 +433,7 @@ def train(
     from zsrec.data import load_dataset
     from zsrec.data.splits import make_split
     from zsrec.evaluation.run import describe_split
-    from zsrec.models.registry import ModelContext, build_model, parse_model_names
+    from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names
     from zsrec.training.artifacts import ALL_DATA, fit_and_record, save_model_folder
 
     reporter = ConsoleReporter(_stderr())
@@ -476,7 +476,7 @@ def train(
         if split_settings is not None:
             split = make_split(data, split_settings)
             reporter.message(describe_split(split))
-        context = {"embeddings": embeddings, "encoder": encoder}
+        context = {"embeddings": embeddings, "encoder": encoder, "validation_level": new_category_level(split)}
         if member_names:
             context["members"] = member_names
         if attack is not None:

@@ -147,6 +147,14 @@ def test_registry_builds_ensembles_from_named_members(embeddings: EmbeddingSourc
     assert default.settings.members == ensemble_module.DEFAULT_MEMBERS
 
 
+def test_the_validation_level_reaches_the_ensemble_and_its_tuned_members(embeddings: EmbeddingSource) -> None:
+    ctx = ModelContext(embeddings=embeddings, members=("zero-shot", "tfidf"), validation_level=2)
+    model = build_model("ensemble", ctx)
+    assert model.settings.level == 2
+    assert model._build_member("zero-shot").settings.level == 2
+    assert build_model("zero-shot", ModelContext(embeddings=embeddings)).settings.level is None  # its own default
+
+
 def test_untuned_fallback_uses_equal_weights(split: EvalSplit, embeddings: EmbeddingSource) -> None:
     model = ensemble(("tfidf", "random"), embeddings, min_validation_users=10_000).fit(split.train)
     assert model.tuning_["tuned"] is False

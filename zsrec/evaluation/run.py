@@ -177,14 +177,14 @@ def evaluate_models(
         encoder: the encoder spec text models record in their config (and load, without `embeddings`).
         embeddings: the source text models share; default one for `encoder`, made when first needed.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
+    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
     from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
 
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
     if embeddings is None and any(n in TEXT_MODELS for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
-    ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder)
+    ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder, validation_level=new_category_level(split))
     runs = []
     saved = {}  # model folders: loaded and checked before any model is fitted
     for name in names:

@@ -134,7 +134,10 @@ class EnsembleRecommender(Recommender):
     def _build_member(self, name: str) -> Recommender:
         from zsrec.models.registry import ModelContext, build_model  # the registry imports this module
 
-        return build_model(name, ModelContext(embeddings=self._embeddings, encoder=self.settings.encoder))
+        context = ModelContext(
+            embeddings=self._embeddings, encoder=self.settings.encoder, validation_level=self.settings.level
+        )
+        return build_model(name, context)
 
     def fit(self, data: Dataset) -> Self:
         s = self.settings

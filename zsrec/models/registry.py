@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zsrec.data.splits import EvalSplit
+from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
 from zsrec.errors import ConfigError
 from zsrec.models.als import AlsRecommender
 from zsrec.models.base import Recommender
@@ -29,7 +29,7 @@ from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
-from zsrec.models.tuned import TunedZeroShot
+from zsrec.models.tuned import TunedZeroShot, TuningSettings
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import ContrastiveSettings
@@ -49,6 +49,15 @@ class ModelContext:
     adversarial: AdversarialSettings | None = None
     # field values overriding a language-model trainer's training settings (`--training`, TRAINING_SETTINGS)
     training: dict[str, Any] | None = None
+    # The category level at which categories are new (an evaluation's held-out level, `new_category_level`):
+    # `zero-shot` and `ensemble` tune on validation categories of their training data held out at this level,
+    # the same kind of task they are judged on. None = their own default (the top level if it has >= 4).
+    validation_level: int | None = None
+
+
+def new_category_level(split: EvalSplit | None) -> int | None:
+    """The level whose categories a leave-category-out split holds out; None for any other split (or none)."""
+    return split.level if split is not None and split.protocol == LEAVE_CATEGORY_OUT else None
 
 
 def _oracle(ctx: ModelContext) -> Recommender:
@@ -111,7 +120,7 @@ def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
 
 
 def _ensemble(ctx: ModelContext) -> Recommender:
-    settings = EnsembleSettings(members=ctx.members or DEFAULT_MEMBERS, encoder=ctx.encoder)
+    settings = EnsembleSettings(members=ctx.members or DEFAULT_MEMBERS, encoder=ctx.encoder, level=ctx.validation_level)
     return EnsembleRecommender(settings, embeddings=ctx.embeddings)
 
 
@@ -121,7 +130,9 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
     "popularity-oracle": _oracle,
     "tfidf": lambda ctx: TfidfRecommender(),
     "als": lambda ctx: AlsRecommender(),
-    "zero-shot": lambda ctx: TunedZeroShot(encoder=ctx.encoder, embeddings=ctx.embeddings),
+    "zero-shot": lambda ctx: TunedZeroShot(
+        TuningSettings(level=ctx.validation_level), encoder=ctx.encoder, embeddings=ctx.embeddings
+    ),
     **{name: _zero_shot_preset(name) for name in PRESETS},
     # trained on warm-category interactions over frozen text embeddings (issue 4, first part)
     "seed-linear": _head(SeedLinearRecommender),

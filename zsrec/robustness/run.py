@@ -39,7 +39,7 @@ def run_robustness(
         `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
         "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
+    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
     from zsrec.training.artifacts import check_evaluable, load_model_folder
 
     split_settings = split_settings or SplitSettings()
@@ -63,7 +63,7 @@ def run_robustness(
         saved[name] = model
     if embeddings is None and any(n in TEXT_MODELS for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
-    ctx = ModelContext(embeddings=embeddings, encoder=encoder)
+    ctx = ModelContext(embeddings=embeddings, encoder=encoder, validation_level=new_category_level(split))
     results, timings = {}, {}
     for name in names:
 
