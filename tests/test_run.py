@@ -245,13 +245,33 @@ def test_run_accepts_a_loaded_dataset(shop_dir: Path) -> None:
     assert result["results"]["popularity"]["new"]["n_candidates"] == 40
 
 
-def test_zero_shot_tunes_at_the_level_the_evaluation_holds_out(shop_dir: Path) -> None:
-    # The shop's top level has four departments, so zero-shot's own default validates at level 1 (as it does
-    # outside an evaluation); inside an evaluation that holds out level-2 categories it holds out level-2
-    # categories of its training data instead. (No fold here keeps a user with 3 interactions elsewhere, so
-    # both say so and stay untuned.)
-    result = run_evaluation(str(shop_dir), ["zero-shot"], SPLIT, EvalSettings(n_bootstrap=0), encoder="hashing")
+def test_zero_shot_tunes_at_the_level_the_evaluation_holds_out(tmp_path: Path) -> None:
+    # Four departments of three categories; each user buys three items in every category of one department.
+    # Zero-shot's own default validation level is then 1 (four departments), where no fold keeps a user with
+    # history elsewhere; inside an evaluation that holds out level-2 categories it validates at level 2.
+    rng = np.random.default_rng(0)
+    departments = ("Outdoor", "Kitchen", "Garden", "Office")
+    items, interactions = [], []
+    for dept in departments:
+        for cat in ("Alpha", "Beta", "Gamma"):
+            items += [(f"{dept}-{cat}-{j}", f"{dept} {cat} thing {j}", f"{dept} > {dept} {cat}") for j in range(5)]
+    items = pd.DataFrame(items, columns=["item_id", "title", "category"])
+    for u in range(80):
+        dept = departments[u % 4]
+        for cat in ("Alpha", "Beta", "Gamma"):
+            for j in rng.choice(5, size=3, replace=False):
+                interactions.append((f"u{u}", f"{dept}-{cat}-{j}", len(interactions)))
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    items.to_csv(folder / "items.csv", index=False)
+    pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        folder / "interactions.csv", index=False
+    )
+    gammas = SplitSettings(level=2, categories=tuple(f"{d} Gamma" for d in departments))
+    result = run_evaluation(str(folder), ["zero-shot"], gammas, EvalSettings(n_bootstrap=0), encoder="hashing")
     tuning = result["models"]["zero-shot"]["config"]["tuning"]
-    assert tuning["tuned"] is False and "at level 2" in tuning["reason"]
-    alone = build_model("zero-shot", ModelContext(encoder="hashing")).fit(load_dataset(str(shop_dir)))
-    assert "at level 1" in alone.tuning_["reason"]
+    assert tuning["tuned"] and tuning["validation_level"] == 2
+    assert all(" > " in c for fold in tuning["validation_folds"] for c in fold["categories"])
+    data, split = prepare_split(str(folder), gammas)
+    alone = build_model("zero-shot", ModelContext(encoder="hashing")).fit(split.train)  # its own default level
+    assert not alone.tuning_["tuned"] and "at level 1" in alone.tuning_["reason"]

@@ -7,10 +7,18 @@ import pytest
 from shop_fixtures import require_amazon, tiny_shop
 
 from zsrec.data import load_dataset
-from zsrec.data.splits import LEAVE_ONE_OUT, SplitSettings, make_split, resolve_categories
+from zsrec.data.splits import (
+    LEAVE_ONE_OUT,
+    SplitSettings,
+    make_split,
+    resolve_categories,
+    tuning_folds,
+    validation_category_splits,
+)
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
 from zsrec.models.baselines import RandomRecommender, TfidfRecommender
+from zsrec.models.tuned import TuningSettings
 
 SCIENTIFIC = (
     "Hydraulics, Pneumatics & Plumbing",
@@ -104,3 +112,14 @@ def test_amazon_scientific_split_matches_the_reference_counts() -> None:
     assert 0.03 <= tfidf <= 0.05  # the reference measured tfidf in this range
     assert tfidf > 3 * random
     assert np.isfinite(tfidf)
+
+
+def test_tuning_folds_fall_back_to_the_default_level_where_the_asked_one_has_none() -> None:
+    data = tiny_shop()  # two departments at level 1 (too few to hold some out), six categories at level 2
+    settings = TuningSettings(level=1, n_folds=2)
+    assert validation_category_splits(data, level=1, n_folds=2)[0] == []
+    folds, level = tuning_folds(data, settings)
+    assert level == 2 and folds
+    assert all(c.count(" > ") == 1 for fold in folds for c in fold.heldout_categories)
+    at_two, level = tuning_folds(data, TuningSettings(level=2, n_folds=2))  # asked level with folds: used as is
+    assert level == 2 and [f.heldout_categories for f in at_two] == [f.heldout_categories for f in folds]

@@ -267,6 +267,38 @@ def validation_category_splits(
     return splits, level
 
 
+class TuningFoldOptions(Protocol):
+    """The fields of a tuner's settings that carve its validation folds (`zero-shot`, `ensemble`)."""
+
+    level: int | None
+    holdout_fraction: float
+    min_history: int
+    min_validation_users: int
+    n_folds: int
+    seed: int
+
+
+def tuning_folds(data: Dataset, options: TuningFoldOptions) -> tuple[list[EvalSplit], int]:
+    """`validation_category_splits` of `data` at `options.level`; where that level gives no fold (too few
+    categories or users there), at the default level instead, so a tuner is not left untuned by the level an
+    evaluation happens to hold out.
+
+    Returns:
+        the folds (possibly none) and the category level they hold out.
+    """
+    kwargs = {
+        "holdout_fraction": options.holdout_fraction,
+        "min_history": options.min_history,
+        "min_users": options.min_validation_users,
+        "n_folds": options.n_folds,
+        "seed": options.seed,
+    }
+    splits, level = validation_category_splits(data, level=options.level, **kwargs)
+    if not splits and options.level is not None and options.level != default_validation_level(data):
+        splits, level = validation_category_splits(data, level=None, **kwargs)
+    return splits, level
+
+
 class ValidationOptions(Protocol):
     """The fields a trainer's settings carry to carve its early-stopping fold (heads, contrastive, cross-encoder)."""
 

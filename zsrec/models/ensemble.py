@@ -5,7 +5,7 @@ Three fusions of the members' scores for each user over the candidates:
 - `rrf` (reciprocal rank fusion, Cormack et al. 2009): Σ_m w_m / (rrf_k + rank_m), rank 1 = best;
 - `borda`: Σ_m w_m · (n − rank_m) / (n − 1), a weighted Borda count (1 for the best, 0 for the last).
 
-`fit(data)` holds out seeded sets of categories *of the data it is given* (`validation_category_splits`; in an
+`fit(data)` holds out seeded sets of categories *of the data it is given* (`tuning_folds`; in an
 evaluation the test categories have no interactions there, so they are never drawn), fits every member on
 each fold's training part, and searches the weights of each fusion by coordinate ascent over a small grid,
 starting from the best single member, on mean NDCG@10 over the folds. The best (fusion, weights) is kept
@@ -26,7 +26,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import EvalSplit, validation_category_splits
+from zsrec.data.splits import EvalSplit, tuning_folds
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.models.base import Recommender
@@ -141,15 +141,7 @@ class EnsembleRecommender(Recommender):
 
     def fit(self, data: Dataset) -> Self:
         s = self.settings
-        folds, level = validation_category_splits(
-            data,
-            level=s.level,
-            holdout_fraction=s.holdout_fraction,
-            min_history=s.min_history,
-            min_users=s.min_validation_users,
-            n_folds=s.n_folds,
-            seed=s.seed,
-        )
+        folds, level = tuning_folds(data, s)
         self.tuning_ = self._tune(folds) | {"validation_level": level}
         self.fusion_ = self.tuning_["fusion"]
         self.weights_ = np.asarray(self.tuning_["weights"], dtype=np.float64)

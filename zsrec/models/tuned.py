@@ -26,7 +26,7 @@ from typing import Any, Self
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import validation_category_splits
+from zsrec.data.splits import tuning_folds
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.io import atomic_write_text
@@ -124,15 +124,7 @@ class TunedZeroShot(Recommender):
     # -- tuning ------------------------------------------------------------------------------------------
     def _tune(self, data: Dataset) -> dict[str, Any]:
         s = self.settings
-        splits, level = validation_category_splits(
-            data,
-            level=s.level,
-            holdout_fraction=s.holdout_fraction,
-            min_history=s.min_history,
-            min_users=s.min_validation_users,
-            n_folds=s.n_folds,
-            seed=s.seed,
-        )
+        splits, level = tuning_folds(data, s)
         if not splits:
             return {
                 "best": s.base.to_dict(),
