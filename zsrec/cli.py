@@ -63,7 +63,13 @@ EncoderOpt = Annotated[
 
 # The split options, shared by every command that holds out categories (evaluate, train, robustness, ...).
 ProtocolOpt = Annotated[str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")]
-LevelOpt = Annotated[int, typer.Option(help="Category level whose categories are held out (1 = top).")]
+LevelOpt = Annotated[
+    int,
+    typer.Option(
+        help="Category level whose categories are held out (1 = top). With leave-category-out, zero-shot and "
+        "ensemble also tune on validation categories held out at this level."
+    ),
+]
 CategoriesOpt = Annotated[
     str,
     typer.Option(
