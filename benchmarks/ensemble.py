@@ -50,7 +50,9 @@ def per_user_ndcg(model, split) -> np.ndarray:
 def run(data: Dataset, settings: SplitSettings, members: tuple[str, ...], embeddings: EmbeddingSource) -> dict:
     split = make_split(data, settings)
     start = time.perf_counter()
-    model = EnsembleRecommender(EnsembleSettings(members=members), embeddings=embeddings).fit(split.train)
+    # validation folds at the held-out level, as `zsrec evaluate --models ensemble` does (ModelContext.validation_level)
+    ensemble = EnsembleSettings(members=members, level=settings.level)
+    model = EnsembleRecommender(ensemble, embeddings=embeddings).fit(split.train)
     fit_seconds = time.perf_counter() - start
     ndcg = {"ensemble": per_user_ndcg(model, split)}
     for name, member in zip(members, model.members_, strict=True):
