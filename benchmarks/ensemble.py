@@ -75,10 +75,16 @@ def run(data: Dataset, settings: SplitSettings, members: tuple[str, ...], embedd
     }
 
 
+def fold_text(categories: list[str], shown: int = 4) -> str:
+    """A validation fold's held-out categories, the first `shown` by name (level-2 folds hold dozens)."""
+    more = len(categories) - shown
+    return "/".join(categories[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def table(doc: dict) -> str:
     t = doc["tuning"]
     weights = ", ".join(f"{m} {w:g}" for m, w in zip(doc["members"], t["weights"], strict=True))
-    folds = "; ".join("/".join(f["categories"]) for f in t.get("validation_folds", []))
+    folds = "; ".join(fold_text(f["categories"]) for f in t.get("validation_folds", []))
     searched = t.get("searches", {}).get(t["fusion"], {}).get("weights", t["weights"])
     searched_text = ", ".join(f"{m} {w:g}" for m, w in zip(doc["members"], searched, strict=True))
     gate = t.get("gate") or {}
