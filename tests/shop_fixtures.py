@@ -62,3 +62,27 @@ def write_tiny_shop(folder: Path) -> Path:
     )
     inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
     return folder
+
+
+DEPARTMENTS = ("Outdoor", "Kitchen", "Garden", "Office")
+
+
+def write_department_shop(folder: Path) -> Path:
+    """Four departments of three categories (Alpha, Beta, Gamma); each of 80 users buys three items in every
+    category of one department. Holding out whole departments (level 1, the default validation level here)
+    leaves nobody a history elsewhere; holding out level-2 categories does."""
+    rng = np.random.default_rng(0)
+    items, interactions = [], []
+    for dept in DEPARTMENTS:
+        for cat in ("Alpha", "Beta", "Gamma"):
+            items += [(f"{dept}-{cat}-{j}", f"{dept} {cat} thing {j}", f"{dept} > {dept} {cat}") for j in range(5)]
+    for u in range(80):
+        dept = DEPARTMENTS[u % 4]
+        for cat in ("Alpha", "Beta", "Gamma"):
+            for j in rng.choice(5, size=3, replace=False):
+                interactions.append((f"u{u}", f"{dept}-{cat}-{j}", len(interactions)))
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(items, columns=["item_id", "title", "category"]).to_csv(folder / "items.csv", index=False)
+    frame = pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp"])
+    frame.to_csv(folder / "interactions.csv", index=False)
+    return folder

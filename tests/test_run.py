@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shop_fixtures import DEPARTMENTS, write_department_shop
 
 from zsrec.data import load_dataset
 from zsrec.data.splits import SplitSettings
@@ -246,28 +247,10 @@ def test_run_accepts_a_loaded_dataset(shop_dir: Path) -> None:
 
 
 def test_zero_shot_tunes_at_the_level_the_evaluation_holds_out(tmp_path: Path) -> None:
-    # Four departments of three categories; each user buys three items in every category of one department.
-    # Zero-shot's own default validation level is then 1 (four departments), where no fold keeps a user with
-    # history elsewhere; inside an evaluation that holds out level-2 categories it validates at level 2.
-    rng = np.random.default_rng(0)
-    departments = ("Outdoor", "Kitchen", "Garden", "Office")
-    items, interactions = [], []
-    for dept in departments:
-        for cat in ("Alpha", "Beta", "Gamma"):
-            items += [(f"{dept}-{cat}-{j}", f"{dept} {cat} thing {j}", f"{dept} > {dept} {cat}") for j in range(5)]
-    items = pd.DataFrame(items, columns=["item_id", "title", "category"])
-    for u in range(80):
-        dept = departments[u % 4]
-        for cat in ("Alpha", "Beta", "Gamma"):
-            for j in rng.choice(5, size=3, replace=False):
-                interactions.append((f"u{u}", f"{dept}-{cat}-{j}", len(interactions)))
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    items.to_csv(folder / "items.csv", index=False)
-    pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp"]).to_csv(
-        folder / "interactions.csv", index=False
-    )
-    gammas = SplitSettings(level=2, categories=tuple(f"{d} Gamma" for d in departments))
+    # Zero-shot's own default validation level on this shop is 1 (four departments), where no fold keeps a user
+    # with history elsewhere; inside an evaluation that holds out level-2 categories it validates at level 2.
+    folder = write_department_shop(tmp_path / "shop")
+    gammas = SplitSettings(level=2, categories=tuple(f"{d} Gamma" for d in DEPARTMENTS))
     result = run_evaluation(str(folder), ["zero-shot"], gammas, EvalSettings(n_bootstrap=0), encoder="hashing")
     tuning = result["models"]["zero-shot"]["config"]["tuning"]
     assert tuning["tuned"] and tuning["validation_level"] == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shop_fixtures import write_tiny_shop
+from shop_fixtures import write_department_shop, write_tiny_shop
 from test_cli import FAST, LCO, assert_user_error, zsrec
 from test_run import write_shop
 
@@ -223,3 +223,26 @@ def test_train_refuses_bad_adversarial_and_training_settings(
     result = zsrec("train", str(shop_dir), "--model", model, *ENCODER, option, spec, "--out", str(out))
     assert_user_error(result, contains=message)
     assert not out.exists()
+
+
+def test_validation_level_sets_where_a_serving_zero_shot_tunes(tmp_path: Path) -> None:
+    shop = write_department_shop(tmp_path / "shop")  # its default validation level (1) has no usable fold
+    default = tmp_path / "default"
+    train(shop, default, "zero-shot")
+    assert json.loads((default / "config.json").read_text())["tuning"]["tuned"] is False
+    level_two = tmp_path / "level2"
+    train(shop, level_two, "zero-shot", "--validation-level", "2")
+    tuning = json.loads((level_two / "config.json").read_text())["tuning"]
+    assert tuning["tuned"] is True and tuning["validation_level"] == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "tfidf", "--validation-level", "2"], "applies to zero-shot and ensemble"),
+        (["--model", "zero-shot", "--validation-level", "0"], "must be >= 1"),
+    ],
+)
+def test_validation_level_is_checked(shop_dir: Path, tmp_path: Path, options: list[str], message: str) -> None:
+    result = zsrec("train", str(shop_dir), *options, *ENCODER, "--out", str(tmp_path / "m"))
+    assert_user_error(result, contains=message)

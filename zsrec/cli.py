@@ -430,6 +430,15 @@ def train(
             "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
         ),
     ] = "",
+    validation_level: Annotated[
+        int | None,
+        typer.Option(
+            help="Category level at which zero-shot and ensemble hold out validation categories to tune: the "
+            "level at which new categories will arrive. Default: --level under leave-category-out, otherwise "
+            "their own choice (the top level if it has at least 4 categories).",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
@@ -453,6 +462,10 @@ def train(
         member_names = tuple(parse_model_names(members)) if members.strip() else ()
         if member_names and name != "ensemble":
             raise ConfigError(f"--members only applies to --model ensemble, not {name!r}")
+        if validation_level is not None and name not in ("zero-shot", "ensemble"):
+            raise ConfigError(f"--validation-level applies to zero-shot and ensemble, not {name!r}")
+        if validation_level is not None and validation_level < 1:
+            raise ConfigError(f"--validation-level must be >= 1, got {validation_level}")
         attack, overrides = None, None
         if adversarial.strip() or training.strip():
             from zsrec.models.registry import TRAINING_SETTINGS
@@ -482,7 +495,9 @@ def train(
         if split_settings is not None:
             split = make_split(data, split_settings)
             reporter.message(describe_split(split))
-        context = {"embeddings": embeddings, "encoder": encoder, "validation_level": new_category_level(split)}
+        if validation_level is None:
+            validation_level = new_category_level(split)
+        context = {"embeddings": embeddings, "encoder": encoder, "validation_level": validation_level}
         if member_names:
             context["members"] = member_names
         if attack is not None:
