@@ -68,6 +68,8 @@ LCO_MODELS = [
 ]
 FRACTION_MODELS = ["random", "tfidf", "zero-shot-mean", "zero-shot-hybrid", "zero-shot"]
 SEEDS = (0, 1, 2, 3, 4)  # seeded 20% hold-outs: how the tfidf ratio varies with the categories held out
+SEEDED_EVAL = EvalSettings(ks=(10,), pools=("new",))
+CHOICE_KEYS = ("postprocess", "semantic_weight", "lexical_weight", "char_weight", "category_weight")  # shown
 LOO_MODELS = ["random", "popularity", "tfidf", "als", "zero-shot-mean", "zero-shot-recency", "zero-shot-hybrid"]
 KS = (10, 50)  # cut-offs of every table
 
@@ -184,8 +186,6 @@ def seeded_runs(dataset, level: int, embeddings: EmbeddingSource, seeds=SEEDS, d
     return rows
 
 
-SEEDED_EVAL = EvalSettings(ks=(10,), pools=("new",))
-
 
 def seeded_row(doc: dict) -> dict:
     """The figures of one seeded draw that the seeded table shows."""
@@ -202,8 +202,6 @@ def seeded_row(doc: dict) -> dict:
         "zero_shot_choice": {k: tuning["best"][k] for k in CHOICE_KEYS} if tuning.get("tuned") else None,
     }
 
-
-CHOICE_KEYS = ("postprocess", "semantic_weight", "lexical_weight", "char_weight", "category_weight")
 
 
 def seeded_table(rows: list[dict]) -> str:
