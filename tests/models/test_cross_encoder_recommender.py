@@ -23,9 +23,10 @@ from zsrec.data.splits import SplitSettings, make_split
 from zsrec.encoders import HashingEncoder
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
+from zsrec.models import registry
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
-from zsrec.models.registry import BUILDERS, SAVED_MODEL_CLASSES, TEXT_MODELS, load_model
+from zsrec.models.registry import BUILDERS, SAVED_MODEL_CLASSES, TEXT_MODELS, ModelContext, build_model, load_model
 from zsrec.models.zero_shot import ZeroShotRecommender
 from zsrec.training.cross_encoder import CrossEncoderTrainingSettings
 
@@ -164,5 +165,21 @@ def test_settings_are_checked_and_registered() -> None:
         CrossEncoderSettings(base="cross-encoder")
     assert "cross-encoder" in BUILDERS and "cross-encoder" in TEXT_MODELS
     assert CrossEncoderRecommender in SAVED_MODEL_CLASSES
-    s = CrossEncoderSettings(top_n=7)
+    s = CrossEncoderSettings(top_n=7, base_validation_level=2)
     assert CrossEncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_the_base_model_tunes_at_the_evaluations_level(split, monkeypatch) -> None:
+    model = build_model("cross-encoder", ModelContext(encoder="hashing", validation_level=2))
+    assert model.settings.base_validation_level == 2
+    assert build_model("cross-encoder", ModelContext(encoder="hashing")).settings.base_validation_level is None
+    built = {}
+
+    def capture(name, ctx):  # fit builds its base first: record what it asks for, then stop
+        built.update(name=name, level=ctx.validation_level)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(registry, "build_model", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        model.fit(split.train)
+    assert built == {"name": "zero-shot", "level": 2}

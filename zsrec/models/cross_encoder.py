@@ -69,6 +69,9 @@ class CrossEncoderSettings:
     encoder: str = "minilm"  # encoder spec of the base model's text embeddings
     top_n: int = 20  # candidates per user re-ranked by the classifier
     base_weight: float = 0.0  # inside the top-N: score = z(classifier) + base_weight · z(base); 0 = classifier only
+    # where a tuned base (zero-shot, ensemble) holds out its validation categories; the registry sets it to an
+    # evaluation's held-out level (ModelContext.validation_level); None = the base's own default
+    base_validation_level: int | None = None
     item_template: ItemTextTemplate = field(
         default_factory=lambda: ItemTextTemplate(max_description_chars=100)
     )  # the item segment
@@ -92,6 +95,7 @@ class CrossEncoderSettings:
             "encoder": self.encoder,
             "top_n": self.top_n,
             "base_weight": self.base_weight,
+            "base_validation_level": self.base_validation_level,
             "item_template": self.item_template.to_dict(),
             "user_template": self.user_template.to_dict(),
             "training": asdict(self.training),
@@ -165,7 +169,8 @@ class CrossEncoderRecommender(Recommender):
         s, t = self.settings, self.settings.training
         started = time.perf_counter()
         self._remember(data)
-        base = self._base or build_model(s.base, ModelContext(embeddings=self._embeddings, encoder=s.encoder))
+        context = ModelContext(embeddings=self._embeddings, encoder=s.encoder, validation_level=s.base_validation_level)
+        base = self._base or build_model(s.base, context)
         self.base_ = base.fit(data)
         base_seconds = time.perf_counter() - started
 

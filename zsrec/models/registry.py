@@ -50,8 +50,9 @@ class ModelContext:
     # field values overriding a language-model trainer's training settings (`--training`, TRAINING_SETTINGS)
     training: dict[str, Any] | None = None
     # The category level at which categories are new (an evaluation's held-out level, `new_category_level`):
-    # `zero-shot` and `ensemble` tune on validation categories of their training data held out at this level,
-    # the same kind of task they are judged on. None = their own default (the top level if it has >= 4).
+    # `zero-shot` and `ensemble` (also as members, or as the cross-encoder's base) tune on validation categories
+    # of their training data held out at this level, the same kind of task they are judged on. None = their own
+    # default (the top level if it has >= 4). The trainers keep their own `level` (`--training level=N`).
     validation_level: int | None = None
 
 
@@ -100,7 +101,7 @@ def _fake_encoder(ctx: ModelContext) -> bool:
 
 
 def _cross_encoder(ctx: ModelContext) -> Recommender:
-    settings = CrossEncoderSettings(encoder=ctx.encoder)
+    settings = CrossEncoderSettings(encoder=ctx.encoder, base_validation_level=ctx.validation_level)
     overrides = dict(ctx.training or {})
     if ctx.adversarial is not None:
         overrides["adversarial"] = ctx.adversarial
