@@ -186,7 +186,6 @@ def seeded_runs(dataset, level: int, embeddings: EmbeddingSource, seeds=SEEDS, d
     return rows
 
 
-
 def seeded_row(doc: dict) -> dict:
     """The figures of one seeded draw that the seeded table shows."""
     p, res = doc["protocol"], doc["results"]
@@ -201,7 +200,6 @@ def seeded_row(doc: dict) -> dict:
         **{f"{m}_ndcg@10_ci": res[m]["new"]["ndcg@10_ci"] for m in ("tfidf", "zero-shot")},
         "zero_shot_choice": {k: tuning["best"][k] for k in CHOICE_KEYS} if tuning.get("tuned") else None,
     }
-
 
 
 def seeded_table(rows: list[dict]) -> str:

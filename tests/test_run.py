@@ -255,6 +255,6 @@ def test_zero_shot_tunes_at_the_level_the_evaluation_holds_out(tmp_path: Path) -
     tuning = result["models"]["zero-shot"]["config"]["tuning"]
     assert tuning["tuned"] and tuning["validation_level"] == 2
     assert all(" > " in c for fold in tuning["validation_folds"] for c in fold["categories"])
-    data, split = prepare_split(str(folder), gammas)
+    _, split = prepare_split(str(folder), gammas)
     alone = build_model("zero-shot", ModelContext(encoder="hashing")).fit(split.train)  # its own default level
     assert not alone.tuning_["tuned"] and "at level 1" in alone.tuning_["reason"]

@@ -380,17 +380,15 @@ def train_head(
         optimizer = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         log: list[dict[str, Any]] = []
         best_epoch, best, best_state, stopped_early = epochs, float("-inf"), _copy(head), False
-        per_user: dict[int, np.ndarray] = {}  # epoch -> per-user validation NDCG (when `validate` gives them)
+        untrained_state, untrained_users, best_users = best_state, None, None  # per-user validation NDCG
 
-        def check(epoch: int) -> float:
+        def check() -> tuple[float, np.ndarray | None]:
             value = validate(head.eval())
-            if np.ndim(value):
-                per_user[epoch] = np.asarray(value, dtype=np.float64)
-            return float(np.mean(value))
+            return float(np.mean(value)), np.asarray(value, dtype=np.float64) if np.ndim(value) else None
 
-        untrained = best_state
         if validate is not None:
-            best_epoch, best = 0, check(0)
+            best, untrained_users = check()
+            best_epoch = 0
             log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
             if on_epoch is not None:
                 on_epoch(log[-1])
@@ -399,9 +397,10 @@ def train_head(
             loss = _train_epoch(head, pairs, item_vectors, optimizer, s, gen, extra)
             entry: dict[str, Any] = {"epoch": epoch, "loss": loss}
             if validate is not None:
-                entry["validation_ndcg@10"] = value = check(epoch)
+                value, users = check()
+                entry["validation_ndcg@10"] = value
                 if value > best:
-                    best_epoch, best, best_state = epoch, value, _copy(head)
+                    best_epoch, best, best_state, best_users = epoch, value, _copy(head), users
             entry["seconds"] = time.perf_counter() - start
             log.append(entry)
             if on_epoch is not None:
@@ -410,10 +409,10 @@ def train_head(
                 stopped_early = epoch < epochs
                 break
         gate = None
-        if validate is not None and best_epoch > 0 and s.epoch_gate is not None and best_epoch in per_user:
-            gate = paired_gate(per_user[best_epoch] - per_user[0], s.epoch_gate, s.seed) | {"epoch": best_epoch}
+        if best_epoch > 0 and s.epoch_gate is not None and best_users is not None and untrained_users is not None:
+            gate = paired_gate(best_users - untrained_users, s.epoch_gate, s.seed) | {"epoch": best_epoch}
             if not gate["kept"]:
-                best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained
+                best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
         if validate is not None:
             head.load_state_dict(best_state)
         return {
