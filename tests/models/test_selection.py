@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zsrec.models import selection
-from zsrec.models.selection import held_out_masks, n_parts, paired_gate
+from zsrec.models.selection import gate_trained_epoch, held_out_masks, n_parts, paired_gate
 from zsrec.models.tuned import TunedZeroShot, TuningSettings
 
 
@@ -37,6 +37,17 @@ def test_the_gate_keeps_only_a_gain_whose_interval_clears_zero() -> None:
     assert clear["kept"] and clear["ci"][0] > 0
     assert not noise["kept"] and noise["ci"][0] <= 0 <= noise["ci"][1]
     assert paired_gate(rng.normal(0, 0.1, 50), None, seed=0)["kept"]
+
+
+def test_the_trainers_gate_judges_only_a_trained_best_epoch_with_per_user_values() -> None:
+    start = np.full(500, 0.2)
+    better = start + 0.05 + np.random.default_rng(1).normal(0, 0.1, 500)
+    gate = gate_trained_epoch(3, better, start, 0.95, seed=0)
+    assert gate["kept"] and gate["epoch"] == 3 and gate["gain"] == pytest.approx(float(np.mean(better - start)))
+    assert not gate_trained_epoch(3, start + np.random.default_rng(2).normal(0, 0.1, 500), start, 0.95, 0)["kept"]
+    assert gate_trained_epoch(0, None, start, 0.95, seed=0) is None  # the untrained start won
+    assert gate_trained_epoch(3, None, None, 0.95, seed=0) is None  # one number per epoch: nothing to pair
+    assert gate_trained_epoch(3, better, start, None, seed=0) is None  # gate off
 
 
 def _per_user(gains_by_fold: list[np.ndarray], n_users: int = 400) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ from shop_fixtures import tiny_shop
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.models.finetuned import FinetuneSettings, LoraSettings, load_tower
+from zsrec.training import contrastive
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter
 from zsrec.training.contrastive import (
     ContrastiveSettings,
@@ -49,6 +50,8 @@ def test_settings_are_checked() -> None:
         ContrastiveSettings(pair_history="all")
     with pytest.raises(ConfigError, match="temperature"):
         ContrastiveSettings(temperature=0)
+    with pytest.raises(ConfigError, match="epoch_gate"):
+        ContrastiveSettings(epoch_gate=1.0)
     settings = ContrastiveSettings(adversarial=AdversarialSettings(method="fgm", augment=("typos",)))
     from dataclasses import asdict
 
@@ -101,7 +104,15 @@ def test_items_user_side_is_the_mean_of_history_item_vectors(bert_folder) -> Non
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
     shop = tiny_shop()
     settings = ContrastiveSettings(
-        epochs=4, batch_size=8, lr=2e-3, patience=10, level=2, min_validation_users=5, min_history=2, user_side="text"
+        epochs=4,
+        batch_size=8,
+        lr=2e-3,
+        patience=10,
+        level=2,
+        min_validation_users=5,
+        min_history=2,
+        user_side="text",
+        epoch_gate=None,  # the best mean wins (the gate has its own test)
     )
     tower = tower_for(bert_folder)
     before = {k: v.clone() for k, v in tower.state_dict().items()}
@@ -114,11 +125,40 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:
     assert best == max(e["validation_ndcg@10"] for e in log["epochs"])
     task = validation_task(shop, settings)
     titles = shop.items["title"].tolist()
-    assert validation_ndcg(tower, task, titles, TEMPLATE.render(shop.items), settings) == pytest.approx(best)
+    per_user = validation_ndcg(tower, task, titles, TEMPLATE.render(shop.items), settings)
+    assert per_user.shape == (len(task.split.test_users),) and np.mean(per_user) == pytest.approx(best)
     # validation categories are held out of training: the pairs came from the rest only
     assert log["pairs"] < len(shop.interactions)
     if log["best_epoch"] > 0:
         assert any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
+
+
+@pytest.mark.parametrize(("gain", "kept"), [(0.01, False), (0.3, True)])
+def test_a_trained_epoch_must_beat_the_untrained_encoder_beyond_noise(bert_folder, monkeypatch, gain, kept) -> None:
+    shop = tiny_shop()
+    settings = ContrastiveSettings(epochs=1, batch_size=8, lr=2e-3, level=2, min_validation_users=5, min_history=2)
+    n_users = len(validation_task(shop, settings).split.test_users)
+    noise = np.random.default_rng(0).normal(0, 0.3, size=n_users)  # per-user swings far above a 0.01 mean gain
+    noise -= noise.mean()
+    start, calls = np.full(n_users, 0.5), []
+
+    def validate(*args) -> np.ndarray:
+        calls.append(args)
+        return start if len(calls) == 1 else start + gain + noise
+
+    monkeypatch.setattr(contrastive, "validation_ndcg", validate)
+    tower = tower_for(bert_folder)
+    before = {k: v.clone() for k, v in tower.state_dict().items()}
+    log = train_contrastive(tower, shop, TEMPLATE, settings)
+    assert len(calls) == 2 and log["epoch_gate"]["epoch"] == 1 and log["epoch_gate"]["kept"] is kept
+    assert log["best_epoch"] == (1 if kept else 0)
+    assert log["best_validation_ndcg@10"] == pytest.approx(0.5 + gain if kept else 0.5)
+    trained = any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
+    assert trained is kept  # a rejected epoch leaves the untrained weights in the tower
+    # without the gate the best mean wins, however noisy
+    calls.clear()
+    log = train_contrastive(tower_for(bert_folder), shop, TEMPLATE, replace(settings, epoch_gate=None))
+    assert log["epoch_gate"] is None and log["best_epoch"] == 1
 
 
 def test_lora_trains_only_the_adapter(bert_folder) -> None:

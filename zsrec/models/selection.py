@@ -56,3 +56,21 @@ def paired_gate(diff: np.ndarray, confidence: float | None, seed: int) -> dict[s
         return {"kept": False, "gain": 0.0, "ci": [0.0, 0.0], "confidence": confidence}
     lo, hi = bootstrap_ci(diff, confidence=confidence, seed=seed)
     return {"kept": bool(lo > 0), "gain": gain, "ci": [lo, hi], "confidence": confidence}
+
+
+def gate_trained_epoch(
+    best_epoch: int,
+    best_users: np.ndarray | None,
+    untrained_users: np.ndarray | None,
+    confidence: float | None,
+    seed: int,
+) -> dict[str, Any] | None:
+    """The trainers' gate: whether a trained best epoch (> 0) beats the untrained start (epoch 0) beyond noise.
+
+    `paired_gate` of the per-user validation gains `best_users - untrained_users`, with `"epoch"` added;
+    None where there is nothing to gate (epoch 0 won, no per-user values, or `confidence=None`): the best
+    epoch stands.
+    """
+    if best_epoch == 0 or confidence is None or best_users is None or untrained_users is None:
+        return None
+    return paired_gate(best_users - untrained_users, confidence, seed) | {"epoch": best_epoch}

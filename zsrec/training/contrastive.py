@@ -8,7 +8,8 @@ in-batch negatives (the batch's other positives), at a temperature.
 
 Early stopping watches NDCG@10 on validation categories carved out of the training data
 (`validation_category_splits`, as `zero-shot` and the heads do), scored by the evaluator's own
-`target_ranks`; epoch 0 is the untrained encoder, and the best epoch's trainable weights are kept.
+`target_ranks`; epoch 0 is the untrained encoder, and the best epoch's trainable weights are kept, a trained
+epoch only if its per-user gain over the untrained encoder clears a paired bootstrap gate (`epoch_gate`).
 Adversarial training (FGM/PGD on the word embeddings, text augmentation) comes in through
 `ContrastiveSettings.adversarial`.
 """
@@ -32,6 +33,7 @@ from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.evaluation.run import Reporter, SilentReporter
+from zsrec.models.selection import gate_trained_epoch
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 
 PAIR_HISTORIES = ("other-categories", "leave-one-out")
@@ -63,6 +65,9 @@ class ContrastiveSettings:
     # items of the positive's own category, as when ranking the items of a new category.
     batching: str = "random"
     patience: int = 1  # stop after this many epochs without a better validation NDCG@10
+    # Keep the best trained epoch over the untrained encoder (epoch 0) only if its per-user validation gain has
+    # a paired bootstrap CI above 0 at this confidence (as the heads' `epoch_gate`); None = the best mean wins.
+    epoch_gate: float | None = 0.95
     level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
     validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
     min_history: int = 3  # a validation user needs this many interactions outside the validation categories
@@ -101,6 +106,8 @@ class ContrastiveSettings:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.max_validation_users < 1:
             raise ConfigError(f"max_validation_users must be >= 1, got {self.max_validation_users}")
+        if self.epoch_gate is not None and not 0.0 < self.epoch_gate < 1.0:
+            raise ConfigError(f"epoch_gate must be in (0, 1) or None, got {self.epoch_gate}")
         if not isinstance(self.adversarial, AdversarialSettings):
             raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
         if self.adversarial.stuffing_loss != "negatives":
@@ -288,8 +295,8 @@ def validation_ndcg(
     titles: Sequence[str],
     item_texts: Sequence[str],
     settings: ContrastiveSettings,
-) -> float:
-    """Mean NDCG@10 over the validation users, ranking the validation categories' items by cosine."""
+) -> np.ndarray:
+    """Per-user NDCG@10 of the validation users, ranking the validation categories' items by cosine."""
     split = task.split
 
     def encode_items(idx: np.ndarray) -> np.ndarray:
@@ -299,7 +306,7 @@ def validation_ndcg(
     users = user_vectors(tower, task.histories, titles, encode_items, settings)
     items = encode_items(split.new_items)
     scores = users @ items.T
-    return float(np.mean(new_pool_ndcg(scores, split, seed=task.seed)))
+    return new_pool_ndcg(scores, split, seed=task.seed)
 
 
 # -- the loop ------------------------------------------------------------------------------------------
@@ -326,9 +333,11 @@ def train_contrastive(
     `template`).
 
     With enough validation users, holds validation categories out of `data`, trains on the rest, validates
-    after each epoch and keeps the best epoch's weights (epoch 0 = untrained). Returns the log:
-    {"epochs": [{"epoch", "loss", "adversarial_loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
-    "best_validation_ndcg@10", "stopped_early", "pairs", "validation", "trainable_params", "seconds"}.
+    after each epoch and keeps the best epoch's weights (epoch 0 = untrained); with `epoch_gate`, a trained best
+    epoch is kept only if its per-user gain over epoch 0 clears the paired gate, else the untrained weights are.
+    Returns the log: {"epochs": [{"epoch", "loss", "adversarial_loss", "validation_ndcg@10", "seconds"}, ...],
+    "best_epoch", "best_validation_ndcg@10", "stopped_early", "epoch_gate", "pairs", "validation",
+    "trainable_params", "seconds"}.
     """
     s = settings
     reporter = reporter or SilentReporter()
@@ -350,7 +359,7 @@ def train_contrastive(
         if not trainable:
             raise ConfigError("the encoder has no trainable parameters")
         optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
-        validate: Callable[[], float] | None = None
+        validate: Callable[[], np.ndarray] | None = None
         if task is not None:
             reporter.message(
                 f"validation: {len(task.split.test_users)} users, {len(task.split.new_items)} items of "
@@ -359,8 +368,11 @@ def train_contrastive(
             validate = lambda: validation_ndcg(tower, task, titles, item_texts, s)  # noqa: E731
         log: list[dict[str, Any]] = []
         best_epoch, best, best_state, stopped_early = s.epochs, float("-inf"), None, False
+        untrained_state, untrained_users, best_users = None, None, None  # per-user validation NDCG@10
         if validate is not None:
-            best_epoch, best, best_state = 0, validate(), _trainable_state(tower)
+            untrained_users = validate()
+            best_epoch, best, best_state = 0, float(untrained_users.mean()), _trainable_state(tower)
+            untrained_state = best_state
             log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
             reporter.message(f"epoch 0 (untrained): validation NDCG@10 {best:.4f}")
         rng = np.random.default_rng(s.seed)
@@ -371,9 +383,10 @@ def train_contrastive(
                 **_train_epoch(tower, pairs, titles, item_texts, optimizer, augmenter, s, rng, reporter),
             }
             if validate is not None:
-                entry["validation_ndcg@10"] = value = validate()
+                users = validate()
+                entry["validation_ndcg@10"] = value = float(users.mean())
                 if value > best:
-                    best_epoch, best, best_state = epoch, value, _trainable_state(tower)
+                    best_epoch, best, best_state, best_users = epoch, value, _trainable_state(tower), users
             entry["seconds"] = time.perf_counter() - start
             log.append(entry)
             reporter.message(
@@ -384,6 +397,13 @@ def train_contrastive(
             if validate is not None and epoch - best_epoch >= max(1, s.patience):
                 stopped_early = epoch < s.epochs
                 break
+        gate = gate_trained_epoch(best_epoch, best_users, untrained_users, s.epoch_gate, s.seed)
+        if gate is not None and not gate["kept"]:
+            best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
+            reporter.message(
+                f"epoch gate: the untrained encoder is kept (epoch {gate['epoch']}'s validation gain "
+                f"{gate['gain']:+.4f}, CI [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}])"
+            )
         if best_state is not None:
             tower.load_state_dict(best_state, strict=False)
         return {
@@ -391,6 +411,7 @@ def train_contrastive(
             "best_epoch": best_epoch,
             "best_validation_ndcg@10": None if validate is None else best,
             "stopped_early": stopped_early,
+            "epoch_gate": gate,
             "pairs": len(pairs),
             "validation": None if task is None else task.describe(),
             "trainable_params": tower.trainable_parameters(),

@@ -35,7 +35,7 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.models.selection import paired_gate
+from zsrec.models.selection import gate_trained_epoch
 from zsrec.training.adversarial import AdversarialSettings
 
 LOSSES = ("softmax", "bpr")
@@ -408,11 +408,9 @@ def train_head(
             if validate is not None and epoch - best_epoch >= s.patience:
                 stopped_early = epoch < epochs
                 break
-        gate = None
-        if best_epoch > 0 and s.epoch_gate is not None and best_users is not None and untrained_users is not None:
-            gate = paired_gate(best_users - untrained_users, s.epoch_gate, s.seed) | {"epoch": best_epoch}
-            if not gate["kept"]:
-                best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
+        gate = gate_trained_epoch(best_epoch, best_users, untrained_users, s.epoch_gate, s.seed)
+        if gate is not None and not gate["kept"]:
+            best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
         if validate is not None:
             head.load_state_dict(best_state)
         return {
@@ -504,5 +502,3 @@ class _StuffedPools:
 
 def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in head.state_dict().items()}
-
-
