@@ -17,6 +17,7 @@ from shop_fixtures import tiny_shop
 
 from zsrec.data.splits import SplitSettings, make_split
 from zsrec.encoders import EmbeddingCache
+from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.models.finetuned import (
@@ -28,7 +29,7 @@ from zsrec.models.finetuned import (
     LoraSettings,
 )
 from zsrec.models.registry import load_model
-from zsrec.training.contrastive import ContrastiveSettings
+from zsrec.training.contrastive import ContrastiveSettings, centre, user_texts
 
 TEMPLATE = ItemTextTemplate(fields=("title", "category"))
 TRAINING = ContrastiveSettings(epochs=2, batch_size=8, lr=2e-3, level=2, min_history=2, min_validation_users=5, seed=2)
@@ -113,13 +114,49 @@ def test_reloaded_encoder_reproduces_the_vectors_and_scores_new_users(fitted, sp
     assert loaded.encoder_id_ == fitted.encoder_id_
     texts = TEMPLATE.render(split.train.items)
     t = fitted.settings.training
-    np.testing.assert_allclose(loaded.tower_.encode(texts, t.item_max_length), fitted.item_vectors_, atol=1e-5)
+    np.testing.assert_array_equal(loaded.catalog_mean_, fitted.catalog_mean_)
+    vectors = centre(loaded.tower_.encode(texts, t.item_max_length), loaded.catalog_mean_)
+    np.testing.assert_allclose(vectors, fitted.item_vectors_, atol=1e-5)
     # a user not yet encoded is encoded by the reloaded encoder as by the original
     loaded.user_encoded_[:] = False
     users = split.test_users[:5]
     np.testing.assert_allclose(
         loaded.score(users, split.new_items), fitted.score(users, split.new_items), rtol=1e-4, atol=1e-5
     )
+
+
+def test_served_vectors_are_centred_by_the_catalog_mean_and_users_read_their_whole_history(fitted, split) -> None:
+    t = fitted.settings.training
+    assert t.postprocess == "center" and t.score_history_items is None  # the defaults
+    raw = fitted.tower_.encode(TEMPLATE.render(split.train.items), t.item_max_length)
+    mean = raw.mean(axis=0, keepdims=True)
+    np.testing.assert_allclose(fitted.catalog_mean_, mean, atol=1e-6)
+    np.testing.assert_allclose(fitted.item_vectors_, l2_normalize(raw - mean), atol=1e-5)
+    users = np.array([u for u in split.test_users if len(fitted.histories_[u]) > 1][:3])
+    if t.user_side == "items":  # the normalised mean of every history item's centred vector
+        expected = l2_normalize(np.stack([fitted.item_vectors_[fitted.histories_[u]].mean(0) for u in users]))
+    else:  # the history titles as one text, centred like the items
+        texts = user_texts(fitted.item_titles_, [fitted.histories_[u] for u in users], t.history_items)
+        expected = l2_normalize(fitted.tower_.encode(texts, t.user_max_length) - mean)
+    np.testing.assert_allclose(
+        fitted.score(users, split.new_items), expected @ fitted.item_vectors_[split.new_items].T, atol=1e-5
+    )
+
+
+def test_a_folder_saved_before_centring_loads_with_its_raw_vectors(fitted, tmp_path) -> None:
+    folder = tmp_path / "m"
+    fitted.save(folder)
+    (folder / "catalog_mean_.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="catalog_mean_"):  # a centred model needs its mean
+        load_model(folder)
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("postprocess", "score_history_items"):  # settings written before these fields existed
+        del config["settings"]["training"][key]
+    (folder / "config.json").write_text(json.dumps(config))
+    old = load_model(folder)
+    t = old.settings.training
+    assert t.postprocess == "none" and t.score_history_items == t.history_items  # what such a model served
+    assert not old.catalog_mean_.any()
 
 
 def test_fine_tuned_vectors_never_share_the_base_cache_id(fitted, tmp_path) -> None:

@@ -10,6 +10,7 @@ import torch
 from finetune_fixtures import tiny_bert_folder
 from shop_fixtures import tiny_shop
 
+from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.models.finetuned import FinetuneSettings, LoraSettings, load_tower
@@ -19,6 +20,8 @@ from zsrec.training.contrastive import (
     ContrastiveSettings,
     _batches,
     build_pairs,
+    catalog_mean,
+    centre,
     history_text,
     in_batch_loss,
     train_contrastive,
@@ -52,6 +55,10 @@ def test_settings_are_checked() -> None:
         ContrastiveSettings(temperature=0)
     with pytest.raises(ConfigError, match="epoch_gate"):
         ContrastiveSettings(epoch_gate=1.0)
+    with pytest.raises(ConfigError, match="postprocess"):
+        ContrastiveSettings(postprocess="whiten")
+    with pytest.raises(ConfigError, match="score_history_items"):
+        ContrastiveSettings(score_history_items=0)
     settings = ContrastiveSettings(adversarial=AdversarialSettings(method="fgm", augment=("typos",)))
     from dataclasses import asdict
 
@@ -93,12 +100,26 @@ def test_category_batches_hold_one_category_each() -> None:
 def test_items_user_side_is_the_mean_of_history_item_vectors(bert_folder) -> None:
     tower = tower_for(bert_folder)
     vectors = np.eye(4, tower.dim, dtype=np.float32)
-    settings = ContrastiveSettings(user_side="items", history_items=2)
-    out = user_vectors(tower, [np.array([0, 1, 2]), np.array([3]), np.array([], dtype=np.int64)], [], vectors, settings)
+    histories = [np.array([0, 1, 2]), np.array([3]), np.array([], dtype=np.int64)]
+    settings = ContrastiveSettings(user_side="items", score_history_items=2, history_items=1)
+    out = user_vectors(tower, histories, [], vectors, settings)
     expected = np.zeros((3, tower.dim), dtype=np.float32)
-    expected[0, [1, 2]] = 1 / np.sqrt(2)  # the two most recent items only
+    expected[0, [1, 2]] = 1 / np.sqrt(2)  # the two most recent items only (history_items is for training)
     expected[1, 3] = 1.0
     np.testing.assert_allclose(out, expected, atol=1e-6)
+    whole = user_vectors(tower, histories, [], vectors, ContrastiveSettings(user_side="items"))  # the default
+    expected[0, [0, 1, 2]] = 1 / np.sqrt(3)
+    np.testing.assert_allclose(whole, expected, atol=1e-6)
+
+
+def test_centring_subtracts_the_catalog_mean_and_none_leaves_vectors_alone() -> None:
+    raw = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    mean = catalog_mean(raw, ContrastiveSettings())
+    np.testing.assert_allclose(mean, raw.mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(centre(raw, mean), l2_normalize(raw - mean), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(centre(raw, mean), axis=1), 1.0, atol=1e-6)
+    none = catalog_mean(raw, ContrastiveSettings(postprocess="none"))
+    assert none.shape == (1, 2) and not none.any() and centre(raw, none) is raw
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:

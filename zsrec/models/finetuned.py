@@ -1,14 +1,15 @@
 """Two-tower recommenders whose text encoder itself is fine-tuned: `two-tower-lora` and `two-tower-full`.
 
-An item is its catalog text, a user the mean of their recent history items' vectors (or the text of their
-recent history titles, `user_side="text"`); one shared transformer (mean-pooled, normalised) encodes both,
-and the score is the cosine. `fit` fine-tunes the encoder on the
+An item is its catalog text, a user the mean of their history items' vectors (or the text of their recent
+history titles, `user_side="text"`); one shared transformer (mean-pooled, normalised) encodes both, the
+vectors are centred by the catalog's mean item vector (`postprocess="center"`, as zero-shot's), and the
+score is the cosine. `fit` fine-tunes the encoder on the
 interactions it is given (`zsrec.training.contrastive`: in-batch negatives, early stopping on validation
 categories carved from those interactions), either LoRA adapters via peft or every weight.
 
 A saved model is a folder: `config.json` (settings, the base encoder's id), the trained weights as
 safetensors (for LoRA only the adapter, `adapter.safetensors`; for full fine-tuning `encoder.safetensors`),
-`training_log.json`, and the item and user vectors as `.npy`. Loading reads the base from its own folder
+`training_log.json`, and the item and user vectors and the catalog mean as `.npy`. Loading reads the base from its own folder
 (the packaged MiniLM or a local model folder, checked against the saved fingerprint) with `use_safetensors`,
 so nothing is ever unpickled. Fine-tuned vectors never enter the shared embedding cache: the encoder
 exposed for reuse (`text_encoder()`) has its own `model_id`, the base id plus a hash of the trained weights.
@@ -33,16 +34,24 @@ from zsrec.encoders.base import check_kind, check_texts
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter
-from zsrec.io import atomic_write_bytes, atomic_write_text
+from zsrec.io import atomic_write_bytes, atomic_write_text, load_arrays, save_arrays
 from zsrec.models.base import Recommender
 from zsrec.training.adversarial import AdversarialSettings
-from zsrec.training.contrastive import ContrastiveSettings, TextTower, train_contrastive, user_vectors
+from zsrec.training.contrastive import (
+    ContrastiveSettings,
+    TextTower,
+    catalog_mean,
+    centre,
+    train_contrastive,
+    user_vectors,
+)
 
 MODES = ("lora", "full")
 TINY_RANDOM = "tiny-random"  # a seeded random 2-layer BERT with MiniLM's tokenizer: contract tests, smoke runs
 ADAPTER = "adapter.safetensors"
 ENCODER = "encoder.safetensors"
 TRAINING_LOG = "training_log.json"
+CATALOG_MEAN = "catalog_mean_"  # .npy: the mean item vector that centres every text the model encodes
 
 
 @dataclass(frozen=True)
@@ -239,9 +248,10 @@ class FinetunedTwoTower(Recommender):
         self.fit_seconds_ = self.training_log_["seconds"]
         self._set_tower(tower, trained_weights(tower, s.mode))
         self.reporter.message(f"{self.name}: encoding {data.n_items} items")
-        self.item_vectors_ = tower.encode(
-            s.template.render(data.items), s.training.item_max_length, s.training.encode_batch_size
-        )
+        raw = tower.encode(s.template.render(data.items), s.training.item_max_length, s.training.encode_batch_size)
+        # kept, so that every later text (a tampered catalog) is centred the same way; zeros = no centring
+        self.catalog_mean_ = catalog_mean(raw, s.training)
+        self.item_vectors_ = centre(raw, self.catalog_mean_)
         self.user_vectors_ = np.zeros((data.n_users, tower.dim), dtype=np.float32)
         self.user_encoded_ = np.zeros(data.n_users, dtype=bool)
         return self
@@ -261,7 +271,9 @@ class FinetunedTwoTower(Recommender):
         if len(todo) == 0:
             return
         histories = [self.histories_[int(u)] for u in todo]
-        vectors = user_vectors(self.tower_, histories, self.item_titles_, self.item_vectors_, self.settings.training)
+        vectors = user_vectors(
+            self.tower_, histories, self.item_titles_, self.item_vectors_, self.settings.training, self.catalog_mean_
+        )
         self.user_vectors_[todo] = vectors
         self.user_encoded_[todo] = True
 
@@ -278,8 +290,9 @@ class FinetunedTwoTower(Recommender):
         t = self.settings.training
         other = copy.copy(self)
         other.item_titles_ = data.items["title"].astype(str).tolist()
-        other.item_vectors_ = self.tower_.encode(
-            self.settings.template.render(data.items), t.item_max_length, t.encode_batch_size
+        other.item_vectors_ = centre(
+            self.tower_.encode(self.settings.template.render(data.items), t.item_max_length, t.encode_batch_size),
+            self.catalog_mean_,
         )
         changed_titles = np.asarray(other.item_titles_) != np.asarray(self.item_titles_)
         other.user_vectors_ = self.user_vectors_.copy()
@@ -320,6 +333,7 @@ class FinetunedTwoTower(Recommender):
         atomic_write_bytes(directory / self._weights_file(), safetensors.torch.save(weights))
         atomic_write_text(directory / "titles.json", json.dumps(self.item_titles_, ensure_ascii=False))
         atomic_write_text(directory / TRAINING_LOG, json.dumps(self.training_log_, indent=2))
+        save_arrays(directory, {CATALOG_MEAN: self.catalog_mean_})
         super().save(directory)
 
     def _weights_file(self) -> str:
@@ -355,6 +369,12 @@ class FinetunedTwoTower(Recommender):
         model._set_tower(tower, trained_weights(tower, s.mode))
         if model.encoder_id_ != config["encoder_id"]:
             raise ConfigError(f"{directory}: the loaded weights do not hash to the saved {config['encoder_id']}")
+        if (directory / f"{CATALOG_MEAN}.npy").exists():
+            model.catalog_mean_ = load_arrays(directory, [CATALOG_MEAN])[CATALOG_MEAN]
+        elif s.training.postprocess == "none":  # a folder from before centring
+            model.catalog_mean_ = np.zeros((1, tower.dim), dtype=np.float32)
+        else:
+            raise FileNotFoundError(f"model folder {directory} lacks {CATALOG_MEAN}.npy")
         model.item_titles_ = json.loads((directory / "titles.json").read_text())
         model.training_log_ = json.loads((directory / TRAINING_LOG).read_text())
         model.user_encoded_ = np.asarray(model.user_encoded_, dtype=bool)
