@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/finetune.py                       # every trained model, both shops
     .venv/bin/python benchmarks/finetune.py --models mlp-head --datasets amazon   # a part (merged into the JSON)
     .venv/bin/python benchmarks/finetune.py --models cross-encoder --datasets amazon --training max_pairs=1000
+    .venv/bin/python benchmarks/finetune.py --render-only    # rewrite the docs section from the saved JSON
 
 Each trained model goes through `zsrec train ... --protocol leave-category-out` in its own process (so its
 training time and peak memory are its own), then every model folder is evaluated beside the untrained
@@ -226,8 +227,11 @@ def markdown(results: dict) -> str:
         "time and peak memory are its own) on the split's warm categories, early-stopped on validation "
         "categories carved from them, and evaluated on the held-out test categories' items (new pool) beside "
         "the untrained `zero-shot` and `tfidf`. Training times are on a machine shared with other jobs. "
-        "*Kept epoch*: the epoch whose weights early stopping kept, of those run (0 = the untrained start; "
-        "'–' for the cross-encoder, which selects on validation F1, and for runs logged before this column).",
+        "*Kept epoch*: the epoch whose weights early stopping kept, of those run (0 = the untrained start; a "
+        "trained epoch of a head, LoRA or full fine-tuning is kept only if its per-user validation gain over the "
+        "untrained start has a 95% paired bootstrap CI above 0; '–' for the cross-encoder, which selects on "
+        "validation F1, and for runs logged before this column). LoRA and full fine-tuning score centred vectors "
+        "(the catalog mean removed) and users from their whole history, as `zero-shot`'s centred semantic part does.",
     ]
     titles = {
         "amazon": "Amazon Scientific, level 1, the foundation's four held-out categories",
@@ -258,7 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--training", default="", help="`zsrec train --training` for this run's models (field=value,...)"
     )
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the docs section from the saved results; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        write_section("finetune", markdown(json.loads(RESULTS.read_text())))
+        return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     names = [d.strip() for d in args.datasets.split(",") if d.strip()] + (["amazon-loo"] if args.loo else [])
     unknown = [n for n in names if n not in shops()]
