@@ -9,9 +9,9 @@ categories carved from those interactions), either LoRA adapters via peft or eve
 
 A saved model is a folder: `config.json` (settings, the base encoder's id), the trained weights as
 safetensors (for LoRA only the adapter, `adapter.safetensors`; for full fine-tuning `encoder.safetensors`),
-`training_log.json`, and the item and user vectors and the catalog mean as `.npy`. Loading reads the base from its own folder
-(the packaged MiniLM or a local model folder, checked against the saved fingerprint) with `use_safetensors`,
-so nothing is ever unpickled. Fine-tuned vectors never enter the shared embedding cache: the encoder
+`training_log.json`, and the item and user vectors and the catalog mean as `.npy`. Loading reads the base
+from its own folder (the packaged MiniLM or a local model folder, checked against the saved fingerprint) with
+`use_safetensors`, so nothing is ever unpickled. Fine-tuned vectors never enter the shared embedding cache: the encoder
 exposed for reuse (`text_encoder()`) has its own `model_id`, the base id plus a hash of the trained weights.
 """
 

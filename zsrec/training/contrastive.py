@@ -54,7 +54,7 @@ class ContrastiveSettings:
     temperature: float = 0.05  # logits = cosine / temperature
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
     max_pairs: int = 1000  # training pairs per epoch at most (a seeded sample; keeps a CPU run near 30 min)
-    history_items: int = 8  # a training pair's input: this many most recent history items (or their titles)
+    history_items: int = 8  # a pair's input (and a "text" user): this many most recent history items or titles
     # Users when scoring and validating (user_side="items"): the mean of this many most recent history items'
     # vectors; None = the whole history (zero-shot-mean's user). Training pairs keep `history_items` (their cost
     # grows with it). On Complete Journey the untrained centred encoder scores NDCG@10 .046 with the last 8 items
@@ -73,8 +73,8 @@ class ContrastiveSettings:
     batching: str = "random"
     # Vectors when scoring and validating: "center" (the catalog mean of the same encoder's item vectors
     # subtracted, then normalised, as zero-shot's `postprocess="center"`) or "none". Training reads raw vectors.
-    # On Complete Journey, one LoRA epoch scored NDCG@10 .048 raw and .089 centred (the untrained encoder .041 and
-    # .077); on Amazon Scientific .014 and .023 (untrained .025 and .029).
+    # Whole-history users, one LoRA epoch without validation: Complete Journey's 20% split NDCG@10 .048 raw, .089
+    # centred (the untrained encoder .041, .077); Amazon Scientific .014, .023 (untrained .025, .029).
     postprocess: str = "center"
     patience: int = 1  # stop after this many epochs without a better validation NDCG@10
     # Keep the best trained epoch over the untrained encoder (epoch 0) only if its per-user validation gain has
