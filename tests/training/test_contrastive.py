@@ -46,19 +46,23 @@ def tower_for(folder, mode: str = "full"):
     return tower
 
 
-def test_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match="batch_size"):
-        ContrastiveSettings(batch_size=1)
-    with pytest.raises(ConfigError, match="pair_history"):
-        ContrastiveSettings(pair_history="all")
-    with pytest.raises(ConfigError, match="temperature"):
-        ContrastiveSettings(temperature=0)
-    with pytest.raises(ConfigError, match="epoch_gate"):
-        ContrastiveSettings(epoch_gate=1.0)
-    with pytest.raises(ConfigError, match="postprocess"):
-        ContrastiveSettings(postprocess="whiten")
-    with pytest.raises(ConfigError, match="score_history_items"):
-        ContrastiveSettings(score_history_items=0)
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("batch_size", 1),
+        ("pair_history", "all"),
+        ("temperature", 0),
+        ("epoch_gate", 1.0),
+        ("postprocess", "whiten"),
+        ("score_history_items", 0),
+    ],
+)
+def test_bad_settings_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        ContrastiveSettings(**{field: value})
+
+
+def test_settings_survive_config_json() -> None:
     settings = ContrastiveSettings(adversarial=AdversarialSettings(method="fgm", augment=("typos",)))
     from dataclasses import asdict
 
