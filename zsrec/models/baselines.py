@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -87,10 +87,17 @@ class PopularityOracle(PopularityRecommender):
         return self
 
 
+#: the text a shop's engineer gives a standard TF-IDF: title, brand and the whole description
+FULL_TEXT = ItemTextTemplate(fields=("title", "brand", "description"), max_description_chars=None)
+
+
 @dataclass(frozen=True)
 class TfidfSettings:
-    template: ItemTextTemplate = field(default_factory=ItemTextTemplate)  # how item text is built
-    min_df: int = 1  # ignore terms in fewer items than this
+    """A TF-IDF configured as users configure one: full text, English stop words, sublinear tf, min_df 2."""
+
+    template: ItemTextTemplate = FULL_TEXT  # how item text is built
+    min_df: int = 2  # ignore terms in fewer items than this
+    stop_words: str | None = "english"  # scikit-learn's English stop-word list; None keeps every word
     max_features: int | None = 200_000  # vocabulary cap
     sublinear_tf: bool = True  # 1 + log(tf) instead of raw counts
     ngram_min: int = 1  # shortest n-gram
@@ -102,6 +109,8 @@ class TfidfSettings:
             raise ConfigError(f"analyzer must be 'word' or 'char_wb', got {self.analyzer!r}")
         if not 1 <= self.ngram_min <= self.ngram_max:
             raise ConfigError(f"need 1 <= ngram_min <= ngram_max, got {self.ngram_min} and {self.ngram_max}")
+        if self.stop_words not in (None, "english"):
+            raise ConfigError(f"stop_words must be 'english' or None, got {self.stop_words!r}")
         if self.min_df < 1:
             raise ConfigError(f"min_df must be >= 1, got {self.min_df}")
         if self.ngram_max < 1:
@@ -123,17 +132,7 @@ class TfidfRecommender(Recommender):
 
     def fit(self, data: Dataset) -> Self:
         self._remember(data)
-        s = self.settings
-        texts = s.template.render(data.items)
-        vec = TfidfVectorizer(
-            min_df=s.min_df,
-            max_features=s.max_features,
-            sublinear_tf=s.sublinear_tf,
-            ngram_range=(s.ngram_min, s.ngram_max),
-            analyzer=s.analyzer,
-            dtype=np.float32,
-        )
-        matrix = vec.fit_transform(texts).tocsr()  # rows L2-normalised by TfidfVectorizer
+        matrix = tfidf_matrix(self.settings.template.render(data.items), self.settings)
         self.item_data_, self.item_indices_, self.item_indptr_ = matrix.data, matrix.indices, matrix.indptr
         self.item_shape_ = np.asarray(matrix.shape, dtype=np.int64)
         self._matrix = None
@@ -170,7 +169,30 @@ class TfidfRecommender(Recommender):
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> TfidfSettings:
         values = dict(values or {})
+        values.setdefault("stop_words", None)  # folders saved before stop words existed were fitted without them
         if "template" in values:
             template = {k: v for k, v in values["template"].items() if k != "id"}
             values["template"] = ItemTextTemplate(**template)
         return TfidfSettings(**values)
+
+
+def tfidf_matrix(texts: list[str], settings: TfidfSettings) -> sparse.csr_matrix:
+    """L2-normalised TF-IDF rows of `texts`. A catalog too small for `min_df` (no term left) falls back to
+    min_df 1 rather than failing: a tiny shop still gets a lexical model."""
+    s = settings
+    for min_df in dict.fromkeys((s.min_df, 1)):
+        vec = TfidfVectorizer(
+            min_df=min_df,
+            max_features=s.max_features,
+            sublinear_tf=s.sublinear_tf,
+            ngram_range=(s.ngram_min, s.ngram_max),
+            analyzer=s.analyzer,
+            stop_words=s.stop_words if s.analyzer == "word" else None,
+            dtype=np.float32,
+        )
+        try:
+            return vec.fit_transform(texts).tocsr()
+        except ValueError as err:  # "After pruning, no terms remain" / "empty vocabulary"
+            if min_df == 1:
+                raise ConfigError(f"no item text has a usable word for TF-IDF: {err}") from err
+    raise ConfigError("unreachable: the min_df loop always returns or raises")

@@ -29,6 +29,7 @@ from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
+from zsrec.models.launch import LaunchRanker, LaunchSettings
 from zsrec.models.tuned import TunedZeroShot, TuningSettings
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.training.adversarial import AdversarialSettings
@@ -135,6 +136,9 @@ BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
         TuningSettings(level=ctx.validation_level), encoder=ctx.encoder, embeddings=ctx.embeddings
     ),
     **{name: _zero_shot_preset(name) for name in PRESETS},
+    "launch-ranker": lambda ctx: LaunchRanker(
+        LaunchSettings(encoder=ctx.encoder, category_level=ctx.validation_level), embeddings=ctx.embeddings
+    ),
     # trained on warm-category interactions over frozen text embeddings (issue 4, first part)
     "seed-linear": _head(SeedLinearRecommender),
     "two-tower-head": _head(TwoTowerRecommender),
@@ -164,7 +168,7 @@ HEAD_MODELS = tuple(name for name, cls in TRAINING_SETTINGS.items() if cls is He
 
 #: models that read item text (they need an encoder and show an encode step)
 TEXT_MODELS = frozenset(
-    {"zero-shot", *PRESETS, "seed-linear", "two-tower-head", "mlp-head", "cross-encoder", "ensemble"}
+    {"zero-shot", *PRESETS, "launch-ranker", "seed-linear", "two-tower-head", "mlp-head", "cross-encoder", "ensemble"}
     | {"two-tower-lora", "two-tower-full"}
 )
 
@@ -199,6 +203,7 @@ SAVED_MODEL_CLASSES: list[type[Recommender]] = [
     AlsRecommender,
     TunedZeroShot,
     ZeroShotRecommender,
+    LaunchRanker,
     SeedLinearRecommender,
     TwoTowerRecommender,
     MlpHeadRecommender,
