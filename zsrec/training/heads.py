@@ -61,9 +61,6 @@ class HeadTrainingSettings(RankingTrainingSettings):
     lr: float = 1e-3
     weight_decay: float = 1e-4  # pulls the residual heads back to zero-shot
     max_pairs: int = 200_000
-    # On Complete Journey an MLP head once kept epoch 5 for a validation gain of .0479 -> .0504 and lost 19% on
-    # the test categories; the next run, with embeddings differing in the 4th decimal, had stopped at epoch 0:
-    # hence the epoch gate (RankingTrainingSettings.epoch_gate).
     loss: Loss = Loss.SOFTMAX  # "softmax": sampled softmax over positive + negatives; "bpr": pairwise logistic
     # Where negatives come from: "category" = the positive's own category (batches are formed per category),
     # as at test time, where every candidate is in a new category and the question is which of its items;
@@ -324,7 +321,7 @@ def train_head(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     stuffed: StuffedNegatives | None = None,
 ) -> dict[str, Any]:
-    """Train `head` in place. With `validate` (per-user validation NDCG, or one number; higher is better), stop
+    """Train `head` in place (through the one epoch loop, `zsrec.training.loop.train_epochs`). With `validate` (per-user validation NDCG, or one number; higher is better), stop
     after `patience` epochs without a better mean and leave the best epoch's weights in `head` (epoch 0 = the
     untrained head); with per-user values and `epoch_gate`, a trained best epoch is kept only if its gain over
     epoch 0 clears the paired gate, else the untrained head is (log["epoch_gate"]). `on_epoch`
@@ -333,7 +330,7 @@ def train_head(
     `stuffed.no_gain` are penalised where they outscore their originals.
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
-    "best_validation_ndcg@10", "stopped_early"}.
+    "best_validation_ndcg@10", "stopped_early", "epoch_gate"}.
     """
     s = settings
     threads = torch.get_num_threads()

@@ -98,6 +98,8 @@ class RankingTrainingSettings(TrainingSettings):
     patience: int = 3  # stop after this many epochs without a better validation NDCG@10
     # Keep the best trained epoch over the untrained start (epoch 0) only if its per-user validation gain has a
     # paired bootstrap CI above 0 at this confidence (the tuner's and ensemble's gate); None = the best mean wins.
+    # A small mean gain on a few validation users can be noise that a slightly different run does not repeat,
+    # and a head kept for one has lost on the test categories.
     epoch_gate: float | None = 0.95
     # Item vectors when training (heads) or scoring and validating (encoder): "center" (the catalog mean of the
     # same encoder's item vectors subtracted, then normalised, as zero-shot's `postprocess="center"`) or "none".
