@@ -321,13 +321,15 @@ def train_head(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     stuffed: StuffedNegatives | None = None,
 ) -> dict[str, Any]:
-    """Train `head` in place (through the one epoch loop, `zsrec.training.loop.train_epochs`). With `validate` (per-user validation NDCG, or one number; higher is better), stop
-    after `patience` epochs without a better mean and leave the best epoch's weights in `head` (epoch 0 = the
-    untrained head); with per-user values and `epoch_gate`, a trained best epoch is kept only if its gain over
-    epoch 0 clears the paired gate, else the untrained head is (log["epoch_gate"]). `on_epoch`
-    receives each epoch's log entry as it is made (the CLI prints it). With `stuffed` (adversarial training),
-    stuffed copies of items of each batch's negative pool join the batch as negatives, or with
-    `stuffed.no_gain` are penalised where they outscore their originals.
+    """Train `head` in place through the one epoch loop (`zsrec.training.loop.train_epochs`).
+
+    With `validate` (per-user validation NDCG, or one number; higher is better), stop after `patience` epochs
+    without a better mean and leave the best epoch's weights in `head` (epoch 0 = the untrained head); with
+    per-user values and `epoch_gate`, a trained best epoch is kept only if its gain over epoch 0 clears the
+    paired gate, else the untrained head is (log["epoch_gate"]). `on_epoch` receives each epoch's log entry as
+    it is made (the CLI prints it). With `stuffed` (adversarial training), stuffed copies of items of each
+    batch's negative pool join the batch as negatives, or with `stuffed.no_gain` are penalised where they
+    outscore their originals.
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
     "best_validation_ndcg@10", "stopped_early", "epoch_gate"}.
