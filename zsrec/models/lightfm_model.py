@@ -168,8 +168,8 @@ class LightFmRecommender(Recommender):
     def partial_fit(self, events: pd.DataFrame) -> Self:
         """Refit on the fit interactions plus `events` (see the class docstring); histories grow too."""
         LightFM = _import_lightfm()  # noqa: N806 (a class)
+        users, items = self._interaction_pairs()  # before the histories take in the events
         super().partial_fit(events)
-        users, items = self._interaction_pairs()
         self._pairs = (
             np.concatenate([users, events["user"].to_numpy()]),
             np.concatenate([items, events["item"].to_numpy()]),
