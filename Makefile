@@ -13,6 +13,9 @@ export OMP_WAIT_POLICY := PASSIVE
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	# lightfm ships only an sdist: built here against the venv's numpy/scipy/setuptools/wheel (a build-isolated
+	# pip build fails); --no-deps keeps its unpinned download helpers (requests) out. Needs pip < 25.3.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation lightfm==1.17
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(BIN)/zsrec
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from zsrec.data.dataset import Dataset
@@ -35,7 +36,12 @@ class AlsSettings:
 
 
 class AlsRecommender(Recommender):
-    """Score = user factors · item factors, learned by implicit's ALS on the training interactions."""
+    """Score = user factors · item factors, learned by implicit's ALS on the training interactions.
+
+    `partial_fit(events)` keeps the interactions it was fitted on and refits from scratch (same seed) on them
+    plus the events: ALS has no cheap exact update for new items, and one refit is seconds at catalog scale.
+    After `load` the fit interactions are read back from the saved histories.
+    """
 
     name = "als"
     _state = ("user_factors_", "item_factors_")
@@ -44,15 +50,39 @@ class AlsRecommender(Recommender):
         super().__init__(settings or AlsSettings())
 
     def fit(self, data: Dataset) -> Self:
+        self._remember(data)
+        self._pairs = (data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy())
+        self._fit_pairs()
+        return self
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Refit on the fit interactions plus `events` (see the class docstring); histories grow too."""
+        users, items = self._interaction_pairs()  # before the histories take in the events
+        super().partial_fit(events)
+        self._pairs = (
+            np.concatenate([users, events["user"].to_numpy()]),
+            np.concatenate([items, events["item"].to_numpy()]),
+        )
+        self._fit_pairs()
+        return self
+
+    def _interaction_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(users, items) learned from so far; after load, rebuilt from the saved histories."""
+        if getattr(self, "_pairs", None) is None:
+            lengths = [len(h) for h in self.histories_]
+            users = np.repeat(np.arange(self.n_users_), lengths)
+            items = np.concatenate(self.histories_) if self.histories_ else np.empty(0, dtype=np.int64)
+            self._pairs = (users, items)
+        return self._pairs
+
+    def _fit_pairs(self) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        self._remember(data)
         s = self.settings
-        inter = data.interactions
+        users, items = self._interaction_pairs()
         user_items = sparse.csr_matrix(
-            (np.ones(len(inter), dtype=np.float32), (inter["user"].to_numpy(), inter["item"].to_numpy())),
-            shape=(data.n_users, data.n_items),
+            (np.ones(len(users), dtype=np.float32), (users, items)), shape=(self.n_users_, self.n_items_)
         )
         # implicit runs its own threads; threaded BLAS under it is slower (and it warns when it sees one)
         with threadpool_limits(1, "blas"):
@@ -66,7 +96,6 @@ class AlsRecommender(Recommender):
             model.fit(user_items, show_progress=False)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
-        return self
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()

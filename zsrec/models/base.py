@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 
 from zsrec import __version__
 from zsrec.data.dataset import Dataset
-from zsrec.errors import NotFittedError
+from zsrec.errors import DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
 
 
@@ -77,6 +78,29 @@ class Recommender(ABC):
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         return Ranking(items=cand[top], scores=np.take_along_axis(top_scores, order, axis=1))
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Take in new interactions after `fit`: int columns `user`, `item` (indexes), optional `timestamp`.
+
+        This default appends each event's item to its user's history (in time order, skipping items already
+        there), so that `recommend` stops proposing them and history-based scores read them. Models that learn
+        from interactions override it and call it too.
+        """
+        self._check_fitted()
+        missing = {"user", "item"} - set(events.columns)
+        if missing:
+            raise DataValidationError(f"events need int columns user and item; missing {sorted(missing)}")
+        if "timestamp" in events.columns:
+            events = events.sort_values("timestamp", kind="stable")
+        users, items = events["user"].to_numpy(), events["item"].to_numpy()
+        for column, values, size in (("user", users, self.n_users_), ("item", items, self.n_items_)):
+            if values.dtype.kind not in "iu" or (len(values) and not (0 <= values.min() and values.max() < size)):
+                bad = values[:5]
+                raise DataValidationError(f"events column {column} must hold int indexes in [0, {size}), got {bad}")
+        for user, item in zip(users.tolist(), items.tolist(), strict=True):
+            if item not in self.histories_[user]:
+                self.histories_[user] = np.append(self.histories_[user], np.int64(item))
+        return self
 
     # -- shared helpers -------------------------------------------------------------------------------
     def _remember(self, data: Dataset) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -67,6 +68,12 @@ class PopularityRecommender(Recommender):
         self._check_fitted()
         return np.broadcast_to(self.item_counts_[np.asarray(items)], (len(users), len(items))).copy()
 
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Add the events to the item counts (a new item's first purchases lift it at once) and the histories."""
+        super().partial_fit(events)
+        self.item_counts_ = self.item_counts_ + np.bincount(events["item"].to_numpy(), minlength=self.n_items_)
+        return self
+
 
 class PopularityOracle(PopularityRecommender):
     """Ranks items by how often the *test* users chose them: a leak, shown only as a reference ceiling."""
@@ -85,6 +92,10 @@ class PopularityOracle(PopularityRecommender):
         self._remember(data)
         self.item_counts_ = np.asarray(self._test_counts, dtype=np.float64)
         return self
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Only extend the histories: the counts already are the test interactions', so events add nothing."""
+        return Recommender.partial_fit(self, events)
 
 
 #: the text a shop's engineer gives a standard TF-IDF: title, brand and the whole description

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -34,28 +34,38 @@ from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
 from zsrec.evaluation.run import Reporter, SilentReporter
-from zsrec.models.selection import gate_trained_epoch
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
+from zsrec.training.loop import Stopping, Validation, ndcg_validation, train_epochs
+from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
 
-PAIR_HISTORIES = ("other-categories", "leave-one-out")
-USER_SIDES = ("text", "items")
-BATCHINGS = ("random", "category")
-POSTPROCESS = ("center", "none")
+
+class UserSide(Choice):
+    """How a user is encoded."""
+
+    TEXT = "text"  # the recent history titles as one query text
+    ITEMS = "items"  # the normalised mean of the recent history items' vectors (zero-shot-mean's user, fine-tuned)
+
+
+class Batching(Choice):
+    """How training pairs are grouped into batches."""
+
+    RANDOM = "random"
+    CATEGORY = "category"  # each batch's targets share a category: the in-batch negatives are the same category's
 
 
 @dataclass(frozen=True)
-class ContrastiveSettings:
+class ContrastiveSettings(RankingTrainingSettings):
     """How the encoder is fine-tuned, and how its validation categories are held out."""
 
-    epochs: int = 2  # most passes over the training pairs
-    batch_size: int = 32  # pairs per step; the other positives of a batch are each pair's negatives
-    lr: float = 1e-4  # AdamW learning rate (LoRA likes ~1e-3, full fine-tuning ~3e-5)
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    temperature: float = 0.05  # logits = cosine / temperature
-    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    epochs: int = 2
+    batch_size: int = 32  # the other positives of a batch are each pair's negatives
+    lr: float = 1e-4  # LoRA likes ~1e-3, full fine-tuning ~3e-5
+    weight_decay: float = 0.01
     # Training pairs per epoch at most (a seeded sample; keeps a CPU run near 30 min). More pairs did not help:
     # one LoRA epoch of 6,000 pairs on Amazon Scientific (14 min) took validation NDCG@10 from .031 to .015.
     max_pairs: int = 1000
+    patience: int = 1
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
     history_items: int = 8  # a pair's input (and a "text" user): this many most recent history items or titles
     # Users when scoring and validating (user_side="items"): the mean of this many most recent history items'
     # vectors; None = the whole history (zero-shot-mean's user). Training pairs keep `history_items` (their cost
@@ -64,70 +74,32 @@ class ContrastiveSettings:
     score_history_items: int | None = None
     user_max_length: int = 96  # tokens of a user text (longer are cut: the most recent titles come first)
     item_max_length: int = 64  # tokens of an item text
-    # Input history of a pair: "other-categories" (the user's items outside the target's category) or
-    # "leave-one-out" (every other item of the user).
-    pair_history: str = "other-categories"
     # The user side: "text" = the recent history titles as one query text; "items" = the normalised mean of
     # the recent history items' vectors from the same encoder (zero-shot-mean's user, fine-tuned).
-    user_side: str = "items"
+    user_side: UserSide = UserSide.ITEMS
     # "random" batches, or "category": each batch's targets share a category, so the in-batch negatives are
     # items of the positive's own category, as when ranking the items of a new category.
-    batching: str = "random"
-    # Vectors when scoring and validating: "center" (the catalog mean of the same encoder's item vectors
-    # subtracted, then normalised, as zero-shot's `postprocess="center"`) or "none". Training reads raw vectors.
-    # Whole-history users, one LoRA epoch without validation: Complete Journey's 20% split NDCG@10 .048 raw, .089
-    # centred (the untrained encoder .041, .077); Amazon Scientific .014, .023 (untrained .025, .029).
-    postprocess: str = "center"
-    patience: int = 1  # stop after this many epochs without a better validation NDCG@10
-    # Keep the best trained epoch over the untrained encoder (epoch 0) only if its per-user validation gain has
-    # a paired bootstrap CI above 0 at this confidence (as the heads' `epoch_gate`); None = the best mean wins.
-    epoch_gate: float | None = 0.95
-    level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
-    validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
-    min_history: int = 3  # a validation user needs this many interactions outside the validation categories
-    min_validation_users: int = 20  # fewer = no early stopping: train all `epochs`, keep the last
+    batching: Batching = Batching.RANDOM
     max_validation_users: int = 400  # a seeded sample of validation users (encoding them costs time per epoch)
     encode_batch_size: int = 64  # texts per forward pass when encoding without gradients
-    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
-    threads: int = 2  # torch intra-op threads while training
     device: str = "cpu"  # torch device ("cpu", "cuda")
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_pairs", "history_items", "encode_batch_size", "threads"):
+        super().__post_init__()
+        for name in ("history_items", "encode_batch_size", "max_validation_users"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("user_max_length", "item_max_length"):
             if getattr(self, name) < 4:
                 raise ConfigError(f"{name} must be >= 4, got {getattr(self, name)}")
-        for name in ("lr", "temperature"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "max_grad_norm", "patience", "min_validation_users"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_grad_norm < 0:
+            raise ConfigError(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 (in-batch negatives), got {self.batch_size}")
         if self.score_history_items is not None and self.score_history_items < 1:
             raise ConfigError(f"score_history_items must be >= 1 or None, got {self.score_history_items}")
-        if self.postprocess not in POSTPROCESS:
-            raise ConfigError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
-        if self.user_side not in USER_SIDES:
-            raise ConfigError(f"user_side must be one of {USER_SIDES}, got {self.user_side!r}")
-        if self.batching not in BATCHINGS:
-            raise ConfigError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
-        if self.pair_history not in PAIR_HISTORIES:
-            raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
-        if self.level is not None and self.level < 1:
-            raise ConfigError(f"level must be >= 1 or None, got {self.level}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.max_validation_users < 1:
-            raise ConfigError(f"max_validation_users must be >= 1, got {self.max_validation_users}")
-        if self.epoch_gate is not None and not 0.0 < self.epoch_gate < 1.0:
-            raise ConfigError(f"epoch_gate must be in (0, 1) or None, got {self.epoch_gate}")
-        if not isinstance(self.adversarial, AdversarialSettings):
-            raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
+        set_choice(self, "user_side", UserSide)
+        set_choice(self, "batching", Batching)
         if self.adversarial.stuffing_loss != "negatives":
             raise ConfigError(
                 "the encoder trainer uses stuffed copies as negatives only (stuffing_loss=negatives); "
@@ -407,58 +379,34 @@ def train_contrastive(
         if not trainable:
             raise ConfigError("the encoder has no trainable parameters")
         optimizer = torch.optim.AdamW(trainable, lr=s.lr, weight_decay=s.weight_decay)
-        validate: Callable[[], np.ndarray] | None = None
+        validate: Callable[[], Validation] | None = None
         if task is not None:
             reporter.message(
                 f"validation: {len(task.split.test_users)} users, {len(task.split.new_items)} items of "
                 f"{len(task.split.heldout_categories)} categories held out of the training data"
             )
-            validate = lambda: validation_ndcg(tower, task, titles, item_texts, s)  # noqa: E731
-        log: list[dict[str, Any]] = []
-        best_epoch, best, best_state, stopped_early = s.epochs, float("-inf"), None, False
-        untrained_state, untrained_users, best_users = None, None, None  # per-user validation NDCG@10
-        if validate is not None:
-            untrained_users = validate()
-            best_epoch, best, best_state = 0, float(untrained_users.mean()), _trainable_state(tower)
-            untrained_state = best_state
-            log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
-            reporter.message(f"epoch 0 (untrained): validation NDCG@10 {best:.4f}")
+            validate = lambda: ndcg_validation(validation_ndcg(tower, task, titles, item_texts, s))  # noqa: E731
         rng = np.random.default_rng(s.seed)
-        for epoch in range(1, s.epochs + 1):
-            start = time.perf_counter()
-            entry = {
-                "epoch": epoch,
-                **_train_epoch(tower, pairs, titles, item_texts, optimizer, augmenter, s, rng, reporter),
-            }
-            if validate is not None:
-                users = validate()
-                entry["validation_ndcg@10"] = value = float(users.mean())
-                if value > best:
-                    best_epoch, best, best_state, best_users = epoch, value, _trainable_state(tower), users
-            entry["seconds"] = time.perf_counter() - start
-            log.append(entry)
-            reporter.message(
-                f"epoch {epoch}: loss {entry['loss']:.4f}"
-                + (f", validation NDCG@10 {entry['validation_ndcg@10']:.4f}" if validate else "")
-                + f" ({entry['seconds']:.0f} s)"
-            )
-            if validate is not None and epoch - best_epoch >= max(1, s.patience):
-                stopped_early = epoch < s.epochs
-                break
-        gate = gate_trained_epoch(best_epoch, best_users, untrained_users, s.epoch_gate, s.seed)
+        result = train_epochs(
+            tower,
+            lambda: _train_epoch(tower, pairs, titles, item_texts, optimizer, augmenter, s, rng, reporter),
+            validate,
+            s.epochs,
+            Stopping(s.patience, epoch_gate=s.epoch_gate, seed=s.seed),
+            trainable_only=True,
+            on_epoch=lambda entry: reporter.message(_epoch_line(entry)),
+        )
+        gate = result.epoch_gate
         if gate is not None and not gate["kept"]:
-            best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
             reporter.message(
                 f"epoch gate: the untrained encoder is kept (epoch {gate['epoch']}'s validation gain "
                 f"{gate['gain']:+.4f}, CI [{gate['ci'][0]:+.4f}, {gate['ci'][1]:+.4f}])"
             )
-        if best_state is not None:
-            tower.load_state_dict(best_state, strict=False)
         return {
-            "epochs": log,
-            "best_epoch": best_epoch,
-            "best_validation_ndcg@10": None if validate is None else best,
-            "stopped_early": stopped_early,
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            "best_validation_ndcg@10": result.best_score,
+            "stopped_early": result.stopped_early,
             "epoch_gate": gate,
             "pairs": len(pairs),
             "validation": None if task is None else task.describe(),
@@ -468,6 +416,15 @@ def train_contrastive(
     finally:
         tower.eval()
         torch.set_num_threads(threads)
+
+
+def _epoch_line(entry: dict[str, Any]) -> str:
+    """How an epoch's log entry is reported, e.g. "epoch 1: loss 2.3026, validation NDCG@10 0.1234 (12 s)"."""
+    ndcg = entry.get("validation_ndcg@10")
+    if entry["epoch"] == 0:
+        return f"epoch 0 (untrained): validation NDCG@10 {ndcg:.4f}"
+    valid = "" if ndcg is None else f", validation NDCG@10 {ndcg:.4f}"
+    return f"epoch {entry['epoch']}: loss {entry['loss']:.4f}{valid} ({entry['seconds']:.0f} s)"
 
 
 def _train_epoch(
@@ -536,9 +493,3 @@ def _batches(pairs: ContrastivePairs, s: ContrastiveSettings, rng: np.random.Gen
     bounds = np.flatnonzero(np.diff(pairs.groups[order])) + 1
     batches = [g[i : i + s.batch_size] for g in np.split(order, bounds) for i in range(0, len(g), s.batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _trainable_state(tower: TextTower) -> dict[str, torch.Tensor]:
-    """A copy of the trainable tensors only (for LoRA, the adapter: kilobytes, not the whole encoder)."""
-    names = {name for name, p in tower.named_parameters() if p.requires_grad}
-    return {k: v.detach().clone() for k, v in tower.state_dict().items() if k in names}

@@ -16,11 +16,9 @@ categories); the epoch with the best validation macro-F1 is kept.
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,64 +32,63 @@ from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.classification import classification_metrics, predicted_labels
 from zsrec.evaluation.metrics import auc
-from zsrec.training.adversarial import AdversarialSettings, backward_with_attack
+from zsrec.training.adversarial import backward_with_attack
+from zsrec.training.loop import Stopping, Validation, train_epochs
+from zsrec.training.settings import Choice, TrainingSettings, set_choice
 
-LABEL_SOURCES = ("auto", "interaction", "rating")
-NEGATIVES = ("category", "catalog")
+
+class LabelSource(Choice):
+    """What the classifier predicts."""
+
+    AUTO = "auto"  # the rating where the data has one, else interaction
+    INTERACTION = "interaction"  # interacted (1) vs sampled not-interacted (0)
+    RATING = "rating"  # the rating of a purchase
+
+
+class Negatives(Choice):
+    """Where sampled negatives (interaction labels) come from."""
+
+    CATEGORY = "category"  # the positive's category
+    CATALOG = "catalog"  # the whole catalog
+
+
 #: a tiny randomly initialised BERT with MiniLM's tokenizer: for tests and smoke runs, not for results
 TINY_RANDOM = "tiny-random"
 
 
 @dataclass(frozen=True)
-class CrossEncoderTrainingSettings:
+class CrossEncoderTrainingSettings(TrainingSettings):
     """How the cross-encoder learns (all of it from the training interactions)."""
 
-    epochs: int = 1  # passes over the training pairs
-    batch_size: int = 16  # pairs per optimiser step
-    lr: float = 3e-5  # AdamW learning rate (peak, after linear warm-up; then linear decay to 0)
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 3e-5  # peak, after linear warm-up; then linear decay to 0
     weight_decay: float = 0.01
+    max_pairs: int = 4000  # interacted pairs drawn for training (each brings its negatives); caps the cost
     warmup_fraction: float = 0.1  # share of the steps spent warming the learning rate up
     max_length: int = 128  # tokens per pair (user and item segments together); the longer segment is cut first
-    labels: str = "auto"  # "auto" (rating where the data has one), "interaction" or "rating"
+    labels: LabelSource = LabelSource.AUTO  # "auto" (rating where the data has one), "interaction" or "rating"
     n_negatives: int = 1  # interaction labels: sampled not-interacted items per interacted pair
-    negatives: str = "category"  # sample negatives from the positive's category or from the whole catalog
-    max_pairs: int = 4000  # interacted pairs drawn for training (each brings its negatives); caps the cost
+    negatives: Negatives = Negatives.CATEGORY  # sample negatives from the positive's category or the catalog
     max_validation_pairs: int = 1000  # interacted validation pairs (each brings its negatives)
     history_items: int = 8  # latest purchases named in the user text
-    level: int | None = None  # category level of negatives and validation; None = top level if it has >= 4
-    validation_fraction: float = 0.2  # share of that level's categories held out for validation
-    min_history: int = 3  # a validation user needs this many interactions outside the validation categories
-    min_validation_users: int = 20  # fewer = no validation: train the full epochs, keep the last
     inference_batch_size: int = 64  # pairs per forward pass when scoring
-    threads: int = 2  # torch threads while training and scoring
-    seed: int = 0
-    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)  # FGM/PGD (issue 5)
+    # adversarial (inherited): embedding attacks (FGM/PGD) only, no text augmentation
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "max_pairs", "max_validation_pairs", "inference_batch_size", "threads"):
+        super().__post_init__()
+        for name in ("max_validation_pairs", "inference_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        for name in ("weight_decay", "n_negatives", "history_items", "min_validation_users"):
+        for name in ("n_negatives", "history_items"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.labels not in LABEL_SOURCES:
-            raise ConfigError(f"labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
-        if self.negatives not in NEGATIVES:
-            raise ConfigError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
-        if self.level is not None and self.level < 1:
-            raise ConfigError(f"level must be >= 1 or None, got {self.level}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.min_history < 1:
-            raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
-        if isinstance(self.adversarial, dict):  # from JSON
-            object.__setattr__(self, "adversarial", AdversarialSettings.from_dict(self.adversarial))
+        set_choice(self, "labels", LabelSource)
+        set_choice(self, "negatives", Negatives)
         if self.adversarial.augment:
             raise ConfigError(
                 "the cross-encoder trainer applies embedding attacks (adversarial.method fgm/pgd) but no text "
@@ -107,7 +104,7 @@ def label_source(data: Dataset, settings: CrossEncoderTrainingSettings) -> str:
         raise ConfigError("labels='rating' but the interactions have no rating values; use 'auto' or 'interaction'")
     if settings.labels == "auto":
         return "rating" if has_rating else "interaction"
-    return settings.labels
+    return str(settings.labels)
 
 
 def label_values(data: Dataset, source: str) -> list[float]:
@@ -393,26 +390,21 @@ def train_cross_encoder(
         total = steps_per_epoch * s.epochs
         warmup = int(s.warmup_fraction * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, warmup, total))
-        log: list[dict[str, Any]] = []
-        best_epoch, best_f1, best_state = s.epochs, -1.0, None
-        for epoch in range(1, s.epochs + 1):
-            start = time.perf_counter()
-            entry: dict[str, Any] = {
-                "epoch": epoch,
-                **_train_epoch(model, tokenizer, train, texts, optimizer, scheduler, s, gen),
-            }
-            if validation is not None and len(validation):
-                entry["validation"] = metrics = pair_metrics(model, tokenizer, validation, texts, s, values)
-                if metrics["f1_macro"] > best_f1:
-                    best_epoch, best_f1 = epoch, metrics["f1_macro"]
-                    best_state = copy.deepcopy(model.state_dict()) if epoch < s.epochs else None
-            entry["seconds"] = time.perf_counter() - start
-            log.append(entry)
-        if best_state is not None and best_epoch != s.epochs:
-            model.load_state_dict(best_state)
+
+        def validate() -> Validation:  # the epoch with the best macro-F1 wins; every epoch runs
+            metrics = pair_metrics(model, tokenizer, validation, texts, s, values)
+            return Validation(metrics["f1_macro"], None, {"validation": metrics})
+
+        result = train_epochs(
+            model,
+            lambda: _train_epoch(model, tokenizer, train, texts, optimizer, scheduler, s, gen),
+            validate if validation is not None and len(validation) else None,
+            s.epochs,
+            Stopping(patience=None, untrained=False),
+        )
         return {
-            "epochs": log,
-            "best_epoch": best_epoch,
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
             "train_pairs": len(train),
             "validation_pairs": 0 if validation is None else len(validation),
         }

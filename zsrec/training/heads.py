@@ -19,9 +19,8 @@ trains; a head refuses them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,90 +34,59 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.models.selection import gate_trained_epoch
-from zsrec.training.adversarial import AdversarialSettings
+from zsrec.training.loop import Stopping, ndcg_validation, train_epochs
+from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
 
-LOSSES = ("softmax", "bpr")
-NEGATIVES = ("category", "catalog")
-PAIR_HISTORIES = ("other-categories", "leave-one-out")
-POSTPROCESS = ("none", "center")
+
+class Loss(Choice):
+    """A head's training loss."""
+
+    SOFTMAX = "softmax"  # sampled softmax over the positive and its negatives
+    BPR = "bpr"  # pairwise logistic: the positive above each negative
+
+
+class Negatives(Choice):
+    """Where a pair's negatives come from."""
+
+    CATEGORY = "category"  # the positive's own category (batches are formed per category)
+    CATALOG = "catalog"  # any item of a category with training interactions
 
 
 @dataclass(frozen=True)
-class HeadTrainingSettings:
+class HeadTrainingSettings(RankingTrainingSettings):
     """How a head is trained, and how its validation categories are held out."""
 
-    epochs: int = 20  # most passes over the training pairs
-    batch_size: int = 256  # training pairs per optimiser step
-    lr: float = 1e-3  # AdamW learning rate
-    weight_decay: float = 1e-4  # AdamW decoupled weight decay (pulls the residual heads back to zero-shot)
-    temperature: float = 0.05  # logits = score / temperature
-    loss: str = "softmax"  # "softmax": sampled softmax over positive + negatives; "bpr": pairwise logistic
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4  # pulls the residual heads back to zero-shot
+    max_pairs: int = 200_000
+    loss: Loss = Loss.SOFTMAX  # "softmax": sampled softmax over positive + negatives; "bpr": pairwise logistic
     # Where negatives come from: "category" = the positive's own category (batches are formed per category),
     # as at test time, where every candidate is in a new category and the question is which of its items;
     # "catalog" = any item of a category with training interactions.
-    negatives: str = "category"
+    negatives: Negatives = Negatives.CATEGORY
     # Negatives drawn uniformly (shared by a batch; a category smaller than this gives all its items). Uniform,
     # not in-batch: in-batch negatives are drawn by popularity, which cancels the item prior a head should learn.
     n_negatives: int = 128
     in_batch_negatives: bool = False  # also use the batch's other positives as negatives
     hidden_dim: int = 128  # hidden width of the heads' MLPs (two-tower-head: 0 = linear residual maps)
     proj_dim: int = 64  # mlp-head: width the embeddings are projected to before their pairwise features
-    # Input history of a pair: "other-categories" (the user's items outside the target's category, like a
-    # new category at test time) or "leave-one-out" (every other item of the user).
-    pair_history: str = "other-categories"
-    max_pairs: int = 200_000  # at most this many training pairs (a seeded sample beyond that)
-    patience: int = 3  # stop after this many epochs without a better validation NDCG@10
-    level: int | None = None  # category level of validation and pairs; None = top level if it has >= 4
-    validation_fraction: float = 0.2  # share of the level's categories (with interactions) held out
-    min_history: int = 3  # a validation user needs this many interactions outside the validation categories
-    min_validation_users: int = 20  # fewer = no early stopping: train all `epochs` on all the data
     refit: bool = False  # after early stopping, retrain on all the data for the best number of epochs
-    # Keep the best trained epoch over the untrained start (epoch 0) only if its per-user validation gain has a
-    # paired bootstrap CI above 0 at this confidence (the tuner's and ensemble's gate); None = the best mean wins.
-    # On Complete Journey an MLP head once kept epoch 5 for a validation gain of .0479 -> .0504 and lost 19% on
-    # the test categories; the next run, with embeddings differing in the 4th decimal, had stopped at epoch 0.
-    epoch_gate: float | None = 0.95
-    # Item embeddings before the head: "center" (the catalog mean subtracted, then normalised, as zero-shot's
-    # `postprocess="center"`) or "none" (as encoded). Centring matters where item texts share boilerplate: on
-    # Complete Journey it lifts the heads' untrained start (zero-shot-mean) from NDCG@10 .041 to .077, and on
-    # Amazon Scientific the trained two-tower and MLP heads from .025 to .029 and .027.
-    postprocess: str = "center"
-    threads: int = 2  # torch CPU threads while training
-    seed: int = 0  # seeds the validation categories, the initial weights, pair order and negatives
-    # adversarial training: only `augment=("stuffing",)` (with augment_prob, stuffing_words, seed) applies
-    adversarial: AdversarialSettings = field(default_factory=AdversarialSettings)
+    # adversarial (inherited): only `augment=("stuffing",)` (with augment_prob, stuffing_words, seed) applies
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "proj_dim", "max_pairs", "patience", "min_history", "threads"):
+        super().__post_init__()
+        for name in ("proj_dim", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "n_negatives", "hidden_dim", "min_validation_users"):
+        for name in ("n_negatives", "hidden_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.negatives not in NEGATIVES:
-            raise ConfigError(f"negatives must be one of {NEGATIVES}, got {self.negatives!r}")
-        if self.postprocess not in POSTPROCESS:
-            raise ConfigError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
-        if self.pair_history not in PAIR_HISTORIES:
-            raise ConfigError(f"pair_history must be one of {PAIR_HISTORIES}, got {self.pair_history!r}")
+        set_choice(self, "loss", Loss)
+        set_choice(self, "negatives", Negatives)
         if self.n_negatives == 0 and not self.in_batch_negatives:
             raise ConfigError("n_negatives must be >= 1 when in_batch_negatives is off, got 0")
-        if self.level is not None and self.level < 1:
-            raise ConfigError(f"level must be >= 1 or None, got {self.level}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.epoch_gate is not None and not 0.0 < self.epoch_gate < 1.0:
-            raise ConfigError(f"epoch_gate must be in (0, 1) or None, got {self.epoch_gate}")
-        if isinstance(self.adversarial, dict):  # read back from a model folder's config.json
-            object.__setattr__(self, "adversarial", AdversarialSettings.from_dict(self.adversarial))
-        if not isinstance(self.adversarial, AdversarialSettings):
-            raise ConfigError(f"adversarial must be AdversarialSettings, got {type(self.adversarial).__name__}")
         if self.adversarial.method != "none" or set(self.adversarial.augment) - {"stuffing"}:
             raise ConfigError(
                 "a head over frozen embeddings takes only adversarial augment=stuffing (stuffed negatives); "
@@ -353,19 +321,20 @@ def train_head(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     stuffed: StuffedNegatives | None = None,
 ) -> dict[str, Any]:
-    """Train `head` in place. With `validate` (per-user validation NDCG, or one number; higher is better), stop
-    after `patience` epochs without a better mean and leave the best epoch's weights in `head` (epoch 0 = the
-    untrained head); with per-user values and `epoch_gate`, a trained best epoch is kept only if its gain over
-    epoch 0 clears the paired gate, else the untrained head is (log["epoch_gate"]). `on_epoch`
-    receives each epoch's log entry as it is made (the CLI prints it). With `stuffed` (adversarial training),
-    stuffed copies of items of each batch's negative pool join the batch as negatives, or with
-    `stuffed.no_gain` are penalised where they outscore their originals.
+    """Train `head` in place through the one epoch loop (`zsrec.training.loop.train_epochs`).
+
+    With `validate` (per-user validation NDCG, or one number; higher is better), stop after `patience` epochs
+    without a better mean and leave the best epoch's weights in `head` (epoch 0 = the untrained head); with
+    per-user values and `epoch_gate`, a trained best epoch is kept only if its gain over epoch 0 clears the
+    paired gate, else the untrained head is (log["epoch_gate"]). `on_epoch` receives each epoch's log entry as
+    it is made (the CLI prints it). With `stuffed` (adversarial training), stuffed copies of items of each
+    batch's negative pool join the batch as negatives, or with `stuffed.no_gain` are penalised where they
+    outscore their originals.
 
     Returns the log: {"epochs": [{"epoch", "loss", "validation_ndcg@10", "seconds"}, ...], "best_epoch",
-    "best_validation_ndcg@10", "stopped_early"}.
+    "best_validation_ndcg@10", "stopped_early", "epoch_gate"}.
     """
     s = settings
-    epochs = s.epochs if epochs is None else epochs
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(s.threads)
@@ -378,47 +347,20 @@ def train_head(
         if extra is not None:
             item_vectors = torch.cat([item_vectors, stuffed.vectors])  # stuffed copy j is row len(items) + j
         optimizer = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-        log: list[dict[str, Any]] = []
-        best_epoch, best, best_state, stopped_early = epochs, float("-inf"), _copy(head), False
-        untrained_state, untrained_users, best_users = best_state, None, None  # per-user validation NDCG
-
-        def check() -> tuple[float, np.ndarray | None]:
-            value = validate(head.eval())
-            return float(np.mean(value)), np.asarray(value, dtype=np.float64) if np.ndim(value) else None
-
-        if validate is not None:
-            best, untrained_users = check()
-            best_epoch = 0
-            log.append({"epoch": 0, "loss": None, "validation_ndcg@10": best, "seconds": 0.0})
-            if on_epoch is not None:
-                on_epoch(log[-1])
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            loss = _train_epoch(head, pairs, item_vectors, optimizer, s, gen, extra)
-            entry: dict[str, Any] = {"epoch": epoch, "loss": loss}
-            if validate is not None:
-                value, users = check()
-                entry["validation_ndcg@10"] = value
-                if value > best:
-                    best_epoch, best, best_state, best_users = epoch, value, _copy(head), users
-            entry["seconds"] = time.perf_counter() - start
-            log.append(entry)
-            if on_epoch is not None:
-                on_epoch(entry)
-            if validate is not None and epoch - best_epoch >= s.patience:
-                stopped_early = epoch < epochs
-                break
-        gate = gate_trained_epoch(best_epoch, best_users, untrained_users, s.epoch_gate, s.seed)
-        if gate is not None and not gate["kept"]:
-            best_epoch, best, best_state = 0, log[0]["validation_ndcg@10"], untrained_state
-        if validate is not None:
-            head.load_state_dict(best_state)
+        result = train_epochs(
+            head,
+            lambda: {"loss": _train_epoch(head, pairs, item_vectors, optimizer, s, gen, extra)},
+            None if validate is None else lambda: ndcg_validation(validate(head.eval())),
+            s.epochs if epochs is None else epochs,
+            Stopping(s.patience, epoch_gate=s.epoch_gate, seed=s.seed),
+            on_epoch=on_epoch,
+        )
         return {
-            "epochs": log,
-            "best_epoch": best_epoch,
-            "best_validation_ndcg@10": None if validate is None else best,
-            "stopped_early": stopped_early,
-            "epoch_gate": gate,
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            "best_validation_ndcg@10": result.best_score,
+            "stopped_early": result.stopped_early,
+            "epoch_gate": result.epoch_gate,
         }
     finally:
         head.eval()
@@ -498,7 +440,3 @@ class _StuffedPools:
         n = len(copies)
         scores = head.pair_scores(users, item_vectors[rows], torch.arange(2 * n).expand(len(users), -1))
         return F.softplus((scores[:, :n] - scores[:, n:]) / s.temperature).mean()
-
-
-def _copy(head: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in head.state_dict().items()}

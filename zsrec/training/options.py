@@ -52,6 +52,6 @@ def _convert(kind: Any, raw: str, where: str) -> Any:
             return kind(raw)
         except ValueError as error:
             raise ConfigError(f"{where}: {raw!r} is not a number") from error
-    if kind is str:
+    if isinstance(kind, type) and issubclass(kind, str):  # str, or a StrEnum choice the settings then check
         return raw
     raise ConfigError(f"{where} cannot be set from the command line")
