@@ -33,10 +33,10 @@ from zsrec.data.splits import SplitSettings, make_split  # noqa: E402
 from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
 from zsrec.evaluation.evaluate import target_ranks  # noqa: E402
 from zsrec.evaluation.metrics import bootstrap_ci, user_metrics  # noqa: E402
-from zsrec.evaluation.run import json_ready  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings  # noqa: E402
+from zsrec.reporting import json_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python benchmarks/ensemble.py"

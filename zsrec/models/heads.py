@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
@@ -38,6 +37,7 @@ from zsrec.training.heads import (
     validation_ndcg,
     validation_task,
 )
+from zsrec.vectors import recentre
 
 WEIGHTS = "head.safetensors"
 TRAINING_LOG = "training_log.json"
@@ -310,9 +310,7 @@ class HeadRecommender(Recommender):
     def _centred(self, vectors: np.ndarray) -> np.ndarray:
         """Item text vectors as the head reads them: minus the training catalog's mean and re-normalised
         (`training.postprocess="center"`), or unchanged."""
-        if not self.catalog_mean_.any():
-            return vectors
-        return l2_normalize(vectors - self.catalog_mean_)
+        return recentre(vectors, self.catalog_mean_)
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None

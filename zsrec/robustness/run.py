@@ -11,9 +11,10 @@ from zsrec import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, model_entries, prepare_split
+from zsrec.evaluation.run import model_entries, prepare_split
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.reporting import Reporter, SilentReporter, json_ready
 from zsrec.robustness.attacks import choose_stuffed_items
 from zsrec.robustness.evaluate import RobustnessSettings, attack_examples, robustness_of, settings_dict
 

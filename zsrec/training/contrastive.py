@@ -32,9 +32,9 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.evaluation.run import Reporter, SilentReporter
+from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.models.selection import gate_trained_epoch
+from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 
 PAIR_HISTORIES = ("other-categories", "leave-one-out")

@@ -34,7 +34,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
+from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.models.selection import gate_trained_epoch
 from zsrec.training.adversarial import AdversarialSettings
 
