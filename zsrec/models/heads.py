@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
@@ -263,9 +265,6 @@ class HeadRecommender(Recommender):
         t = self.settings.training
         if "stuffing" not in t.adversarial.augment:
             return None
-        from zsrec.data.splits import default_validation_level
-        from zsrec.training.adversarial import TextAugmenter
-
         trained = np.unique(train.interactions["item"].to_numpy())
         categories = data.category_at(t.level or default_validation_level(data))
         augmenter = TextAugmenter.for_training(data.items, categories, trained, self.settings.template, t.adversarial)
