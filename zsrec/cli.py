@@ -178,7 +178,7 @@ def validate(
     """Check a dataset and summarise it: sizes, categories per level, users spanning several categories."""
     from zsrec.data import load_dataset, summarize
     from zsrec.evaluation.report import summary_table
-    from zsrec.evaluation.run import json_ready
+    from zsrec.reporting import json_ready
 
     reporter = ConsoleReporter(_stderr())
     with _user_errors(), reporter.progress(f"loading {dataset}", None):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from zsrec.demo import TextMatch, UserExample
+from zsrec.models.explain import TextMatch, UserExample
 
 #: models that read the test targets: shown as a ceiling, never as a contender
 LEAK_MODELS = frozenset({"popularity-oracle"})

@@ -6,15 +6,11 @@ caller that needs the fitted models afterwards, such as the demo, can run them o
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from zsrec import __version__
 from zsrec.data.dataset import Dataset
@@ -25,39 +21,11 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names, text_models
+from zsrec.reporting import Reporter, SilentReporter, json_ready
+from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
 
 POOL_CHOICES = ("new", "all", "both")
-
-
-class Reporter(Protocol):
-    """Where a long run tells what it is doing; the library never prints by itself."""
-
-    progress_bars: bool  # whether encoders may draw their own progress bars
-
-    def message(self, text: str) -> None:
-        """A step starts or ends (one line)."""
-
-    def warning(self, text: str) -> None:
-        """Something the user should know that does not stop the run (one line)."""
-
-    def progress(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
-        """A context yielding `advance(n)` for `total` units of work (None: a step of unknown length)."""
-
-
-class SilentReporter:
-    """Reports nothing: the default for library callers."""
-
-    progress_bars = False
-
-    def message(self, text: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
-
-    @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        yield lambda n: None
 
 
 @dataclass
@@ -103,9 +71,6 @@ def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:
     """`--models` entries as (every entry de-duplicated, in order; the ones that are model folders).
 
     Registered names are checked (ConfigError for an unknown one, or for a path that holds no model)."""
-    from zsrec.models.registry import parse_model_names
-    from zsrec.training.artifacts import is_model_folder
-
     entries = [m.strip() for m in models if m.strip()]
     folders = [m for m in entries if is_model_folder(m)]
     registered = [m for m in entries if m not in folders]
@@ -177,12 +142,9 @@ def evaluate_models(
         encoder: the encoder spec text models record in their config (and load, without `embeddings`).
         embeddings: the source text models share; default one for `encoder`, made when first needed.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
-    from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
-
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
-    if embeddings is None and any(n in TEXT_MODELS for n in names):
+    if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder, validation_level=new_category_level(split))
     runs = []
@@ -291,18 +253,3 @@ def run_evaluation(
         min_history=split_settings.min_history,
     )
     return result_document(data, split, split_settings, runs, encoder=encoder, command=command)
-
-
-def json_ready(value: Any) -> Any:
-    """`value` with numpy scalars as Python numbers, tuples as lists, and nan/inf as None."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

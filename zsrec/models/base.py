@@ -1,13 +1,18 @@
-"""The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base)."""
+"""The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base).
+
+Also the optional abilities some recommenders add (`Explainable`, `ReadsItemText`, `HasUserVectors`,
+`HasMembers`) as runtime-checkable protocols, so that callers ask `isinstance` instead of probing attributes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +21,7 @@ from zsrec import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.errors import DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
+from zsrec.models.embedding_source import EmbeddingSource
 
 
 @dataclass(frozen=True)
@@ -167,3 +173,52 @@ def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, his
         cols = [position[int(i)] for i in histories[int(user)] if int(i) in position]
         if cols:
             scores[row, cols] = -np.inf
+
+
+#: builds an unfitted recommender from a registered model name (what composite models receive)
+ModelBuilder = Callable[[str], "Recommender"]
+#: loads a fitted recommender from a saved model folder
+ModelLoader = Callable[[Path], "Recommender"]
+
+
+@runtime_checkable
+class Explainable(Protocol):
+    """Can say, for each recommended item, which history items led to it."""
+
+    def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
+        """Per item: up to `top` (history item, contribution) pairs, strongest first."""
+        ...
+
+
+@runtime_checkable
+class ReadsItemText(Protocol):
+    """A fitted model that can re-read (tampered) item text without being refitted."""
+
+    def with_item_text(self, data: Dataset) -> Recommender:
+        """A copy of this fitted model whose item vectors come from `data`'s item text."""
+        ...
+
+
+@runtime_checkable
+class HasUserVectors(Protocol):
+    """Places users and items in one text-embedding space (the zero-shot models)."""
+
+    item_vectors_: np.ndarray
+
+    @property
+    def embeddings(self) -> EmbeddingSource: ...
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        """One unit vector per user, in the items' space."""
+        ...
+
+
+@runtime_checkable
+class HasMembers(Protocol):
+    """Made of other saved models (ensemble members, a re-ranker's base): loading it loads them too."""
+
+    @classmethod
+    def load_with_members(cls, directory: str | Path, load_member: ModelLoader) -> Recommender:
+        """`load`, with `load_member` reading each member's folder."""
+        ...
+

@@ -11,11 +11,14 @@ from zsrec import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, model_entries, prepare_split
-from zsrec.models.base import Recommender
+from zsrec.evaluation.run import model_entries, prepare_split
+from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models
+from zsrec.reporting import Reporter, SilentReporter, json_ready
 from zsrec.robustness.attacks import choose_stuffed_items
 from zsrec.robustness.evaluate import RobustnessSettings, attack_examples, robustness_of, settings_dict
+from zsrec.training.artifacts import check_evaluable, load_model_folder
 
 
 def run_robustness(
@@ -39,9 +42,6 @@ def run_robustness(
         `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
         "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
-    from zsrec.training.artifacts import check_evaluable, load_model_folder
-
     split_settings = split_settings or SplitSettings()
     settings = settings or RobustnessSettings()
     reporter = reporter or SilentReporter()
@@ -55,13 +55,13 @@ def run_robustness(
     for name in folders:  # every folder is loaded and checked before any model is fitted
         model, record = load_model_folder(name)
         check_evaluable(record, split.train, split, name, min_history=split_settings.min_history)
-        if not callable(getattr(model, "with_item_text", None)):
+        if not isinstance(model, ReadsItemText):
             raise ConfigError(
                 f"{name} holds a saved {model.name!r}, which cannot re-read tampered item text; give the model "
                 "name instead (it is then refitted on each attacked catalog)"
             )
         saved[name] = model
-    if embeddings is None and any(n in TEXT_MODELS for n in names):
+    if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, encoder=encoder, validation_level=new_category_level(split))
     results, timings = {}, {}

@@ -28,8 +28,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from zsrec.encoders import load_encoder
 from zsrec.errors import ConfigError, ZsrecError
 from zsrec.service import schemas as s
+from zsrec.service.bundle import Manifest
 from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
 from zsrec.service.index import IndexSettings
@@ -89,9 +91,6 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from threadpoolctl import threadpool_limits
-
-        from zsrec.encoders import load_encoder
-        from zsrec.service.bundle import Manifest
 
         # One BLAS/OpenMP thread per request: requests already run in parallel, and nested threads on a
         # small machine made exact search 12x slower (3.9 vs 47 req/s measured, /work/shared/INFRA.md).
