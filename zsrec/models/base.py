@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 
 from zsrec import __version__
 from zsrec.data.dataset import Dataset
@@ -77,6 +78,24 @@ class Recommender(ABC):
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         return Ranking(items=cand[top], scores=np.take_along_axis(top_scores, order, axis=1))
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Fold in interactions that arrived after `fit` (columns `user`, `item`, in time order); returns self.
+
+        This default only extends the users' histories: each event's item is appended to `histories_[user]`,
+        keeping their order and skipping items already there. Models with learned state from interactions
+        (counts, factors) override it to fold the events into that state as well.
+        """
+        self._check_fitted()
+        users = events["user"].to_numpy(dtype=np.int64)
+        items = events["item"].to_numpy(dtype=np.int64)
+        for user in np.unique(users):
+            history = self.histories_[int(user)]
+            seen = set(history.tolist())
+            added = list(dict.fromkeys(int(i) for i in items[users == user] if int(i) not in seen))
+            if added:
+                self.histories_[int(user)] = np.concatenate([history, np.asarray(added, dtype=np.int64)])
+        return self
 
     # -- shared helpers -------------------------------------------------------------------------------
     def _remember(self, data: Dataset) -> None:
