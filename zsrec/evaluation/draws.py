@@ -146,7 +146,7 @@ def check_draws(draws: int, split_settings: SplitSettings) -> None:
     if split_settings.protocol != LEAVE_CATEGORY_OUT:
         raise ConfigError(f"draws repeat the category draw of {LEAVE_CATEGORY_OUT}; got {split_settings.protocol}")
     if split_settings.categories:
-        raise ConfigError("draws repeat the seeded holdout-fraction draw; they cannot be combined with named categories")
+        raise ConfigError("draws repeat the seeded holdout-fraction draw; they cannot take named categories")
 
 
 def draws_document(

@@ -181,13 +181,14 @@ def evaluation_tables(result: dict[str, Any]) -> list[Table]:
         return draws_tables(result)
     if "reveal" in result:
         tables = [warmup_table({v: [doc] for v, doc in result["reveal"].items()})]
-        for value, doc in result["reveal"].items():
-            tables += _retitled(single_evaluation_tables(doc), f"reveal {value}: ")
+        for doc in result["reveal"].values():
+            tables += single_evaluation_tables(doc)
         return tables
     return single_evaluation_tables(result)
 
 
 def single_evaluation_tables(result: dict[str, Any]) -> list[Table]:
+    """Metrics per pool, and per held-out category when there are 2 to 12 (titled with the reveal share, if any)."""
     tables = []
     n_categories = len(result["protocol"]["heldout_categories"])
     for pool in result_pools(result):
@@ -195,7 +196,11 @@ def single_evaluation_tables(result: dict[str, Any]) -> list[Table]:
         per_category = per_category_table(result, pool) if 1 < n_categories <= 12 else None
         if per_category is not None:
             tables.append(per_category)
-    return tables
+    reveal = result["protocol"].get("reveal")
+    if reveal is None:
+        return tables
+    prefix = f"reveal {reveal['value']} ({reveal['n_revealed_users']:,} adopters' purchases revealed): "
+    return _retitled(tables, prefix)
 
 
 def draws_tables(result: dict[str, Any]) -> list[Table]:
@@ -272,8 +277,7 @@ def warmup_table(docs_by_value: dict[str, list[dict[str, Any]]], summary: dict[s
     first = docs_by_value[values[0]][0]
     pool = "new" if "new" in next(iter(first["results"].values())) else "all"
     what = "median ndcg@10 over draws" if summary else "ndcg@10"
-    table = Table(title=f"warm-up: {what} on the {pool} pool once the first adopters' purchases are revealed")
-    table.title_justify = "left"
+    table = Table(title=f"warm-up: {what} ({pool} pool) by share of adopters revealed", title_justify="left")
     table.add_column("model", no_wrap=True)
     for value in values:
         users = docs_by_value[value][0]["protocol"]["n_test_users"]

@@ -78,8 +78,8 @@ def warmup_document(
 
     Returns:
         with one share, `result_document`'s schema with `protocol.reveal` = {"value" (as written), "share",
-        "n_revealed_users", "n_revealed_events"}; with several, `{"dataset", "reveal_values": [as written, ascending], "reveal":
-        {value as written: that document}, "encoder", "zsrec_version", "created", "command"}`.
+        "n_revealed_users", "n_revealed_events"}; with several, `{"dataset", "reveal_values": [as written,
+        ascending], "reveal": {value as written: that document}, "encoder", "zsrec_version", "created", "command"}`.
     """
     reporter = reporter or SilentReporter()
     values = check_reveal(reveal, split_settings)
