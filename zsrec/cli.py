@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -261,14 +261,12 @@ def evaluate(
         _check_out_path(out)
         embeddings = _embeddings_for(names, encoder, reporter)
         args = (dataset, names, split_settings, eval_settings)
-        shared = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
-        command = ["zsrec", *sys.argv[1:]]
+        kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
+        kw["command"] = ["zsrec", *sys.argv[1:]]
         if draws is not None:
-            result = run_draws(*args, draws=draws, reveal=shares, command=command, **shared)
-        elif shares:
-            result = run_warmup(*args, reveal=shares, command=command, **shared)
+            result = run_draws(*args, draws=draws, reveal=shares, **kw)
         else:
-            result = run_evaluation(*args, command=command, **shared)
+            result = run_warmup(*args, reveal=shares, **kw) if shares else run_evaluation(*args, **kw)
     console = _stdout()
     for table in evaluation_tables(result):
         console.print(table)
