@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -221,11 +221,31 @@ def evaluate(
         Path | None,
         typer.Option(help="Write the full results as JSON here (only once everything succeeded)."),
     ] = None,
+    draws: Annotated[
+        int | None,
+        typer.Option(
+            help="Repeat the evaluation on this many seeded category draws (seeds --seed, --seed + 1, ...; 1 to "
+            "100) and report each metric's median, quartiles and range, and each model's NDCG over the "
+            "strongest baseline's. Needs --holdout-fraction, not --categories.",
+            show_default=False,
+        ),
+    ] = None,
+    reveal: Annotated[
+        str | None,
+        typer.Option(
+            help="Warm-up protocol (leave-category-out): comma-separated shares in [0, 1), e.g. 0,0.01,0.05. "
+            "At each share, the earliest adopters of the new categories (by time of their first purchase there) "
+            "have those purchases revealed to the models and leave the test set.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
+    from zsrec.evaluation.draws import check_draws, run_draws
     from zsrec.evaluation.evaluate import EvalSettings
-    from zsrec.evaluation.report import metrics_table, per_category_table, result_pools
+    from zsrec.evaluation.report import evaluation_tables
     from zsrec.evaluation.run import check_request, parse_ks, resolve_pools, run_evaluation
+    from zsrec.evaluation.warmup import check_reveal, parse_reveal, run_warmup
 
     err = _stderr()
     reporter = ConsoleReporter(err)
@@ -235,25 +255,21 @@ def evaluate(
             ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
         )
         names = check_request(models.split(","), split_settings, eval_settings)
+        shares = check_reveal(parse_reveal(reveal), split_settings) if reveal is not None else ()
+        if draws is not None:
+            check_draws(draws, split_settings)
         _check_out_path(out)
         embeddings = _embeddings_for(names, encoder, reporter)
-        result = run_evaluation(
-            dataset,
-            names,
-            split_settings,
-            eval_settings,
-            encoder=encoder,
-            embeddings=embeddings,
-            reporter=reporter,
-            command=["zsrec", *sys.argv[1:]],
-        )
+        args = (dataset, names, split_settings, eval_settings)
+        kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
+        kw["command"] = ["zsrec", *sys.argv[1:]]
+        if draws is not None:
+            result = run_draws(*args, draws=draws, reveal=shares, **kw)
+        else:
+            result = run_warmup(*args, reveal=shares, **kw) if shares else run_evaluation(*args, **kw)
     console = _stdout()
-    n_categories = len(result["protocol"]["heldout_categories"])
-    for pool in result_pools(result):
-        console.print(metrics_table(result, pool))
-        per_category = per_category_table(result, pool) if 1 < n_categories <= 12 else None
-        if per_category is not None:
-            console.print(per_category)
+    for table in evaluation_tables(result):
+        console.print(table)
     if out is not None:
         _write_json(out, result, reporter)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from zsrec import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
@@ -133,6 +135,7 @@ def evaluate_models(
     embeddings: EmbeddingSource | None = None,
     reporter: Reporter | None = None,
     min_history: int = 3,
+    revealed: pd.DataFrame | None = None,
 ) -> list[ModelRun]:
     """Fit each named model on `split.train` and evaluate it; text models share one `EmbeddingSource`.
 
@@ -141,6 +144,8 @@ def evaluate_models(
             (loaded, and refused where they learned from this split's test interactions).
         encoder: the encoder spec text models record in their config (and load, without `embeddings`).
         embeddings: the source text models share; default one for `encoder`, made when first needed.
+        revealed: interactions revealed after training (the warm-up protocol, `zsrec.data.reveal`): each model
+            folds them in with `partial_fit` before it is scored; that time counts as fitting.
     """
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
@@ -165,16 +170,34 @@ def evaluate_models(
             start = time.perf_counter()
             model.fit(split.train)
             fit_seconds = time.perf_counter() - start
-        total = len(split.test_users) * len(settings.pools)
-        with reporter.progress(f"scoring {name}", total) as advance:
+        if revealed is not None and len(revealed):
             start = time.perf_counter()
-            metrics = evaluate_model(model, split, settings, progress=advance)
-            score_seconds = time.perf_counter() - start
-        for pool_metrics in metrics.values():
-            pool_metrics.setdefault("per_category", {})
-        runs.append(ModelRun(name, model, metrics, fit_seconds, score_seconds))
-        reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
+            model.partial_fit(revealed)
+            fit_seconds += time.perf_counter() - start
+        runs.append(score_model(name, model, split, settings, fit_seconds=fit_seconds, reporter=reporter))
     return runs
+
+
+def score_model(
+    name: str,
+    model: Recommender,
+    split: EvalSplit,
+    settings: EvalSettings,
+    *,
+    fit_seconds: float,
+    reporter: Reporter | None = None,
+) -> ModelRun:
+    """Evaluate a fitted model on `split` (with a progress bar) and time it."""
+    reporter = reporter or SilentReporter()
+    total = len(split.test_users) * len(settings.pools)
+    with reporter.progress(f"scoring {name}", total) as advance:
+        start = time.perf_counter()
+        metrics = evaluate_model(model, split, settings, progress=advance)
+        score_seconds = time.perf_counter() - start
+    for pool_metrics in metrics.values():
+        pool_metrics.setdefault("per_category", {})
+    reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
+    return ModelRun(name, model, metrics, fit_seconds, score_seconds)
 
 
 def result_document(

@@ -103,9 +103,12 @@ class Recommender(ABC):
             if values.dtype.kind not in "iu" or (len(values) and not (0 <= values.min() and values.max() < size)):
                 bad = values[:5]
                 raise DataValidationError(f"events column {column} must hold int indexes in [0, {size}), got {bad}")
-        for user, item in zip(users.tolist(), items.tolist(), strict=True):
-            if item not in self.histories_[user]:
-                self.histories_[user] = np.append(self.histories_[user], np.int64(item))
+        for user in np.unique(users):
+            history = self.histories_[int(user)]
+            seen = set(history.tolist())
+            added = list(dict.fromkeys(int(i) for i in items[users == user] if int(i) not in seen))
+            if added:
+                self.histories_[int(user)] = np.concatenate([history, np.asarray(added, dtype=np.int64)])
         return self
 
     # -- shared helpers -------------------------------------------------------------------------------
