@@ -26,11 +26,13 @@ from zsrec.models.baselines import (
     RandomRecommender,
     TfidfRecommender,
 )
+from zsrec.models.bm25 import Bm25Recommender
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
+from zsrec.models.lightfm_model import LightFmRecommender
 from zsrec.models.tuned import TunedZeroShot, TuningSettings
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.training.adversarial import AdversarialSettings
@@ -177,7 +179,9 @@ SPECS: dict[str, ModelSpec] = _specs(
     ModelSpec("popularity", lambda ctx: PopularityRecommender(), saved=PopularityRecommender),
     ModelSpec("popularity-oracle", _oracle),  # a leak reference that only lives inside an evaluation
     ModelSpec("tfidf", lambda ctx: TfidfRecommender(), saved=TfidfRecommender),
+    ModelSpec("bm25", lambda ctx: Bm25Recommender(), saved=Bm25Recommender),
     ModelSpec("als", lambda ctx: AlsRecommender(), saved=AlsRecommender),
+    ModelSpec("lightfm", lambda ctx: LightFmRecommender(), saved=LightFmRecommender),
     ModelSpec(
         "zero-shot",
         lambda ctx: TunedZeroShot(
