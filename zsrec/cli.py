@@ -404,53 +404,60 @@ def list_models() -> None:
 
 
 # -- training commands (issue 4: train) ----------------------------------------------------------------
+TrainProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        help="none: train on every interaction (for serving); leave-category-out or leave-one-out: hold "
+        "out exactly what `zsrec evaluate` with the same split options tests, so the folder can be evaluated."
+    ),
+]
+MembersOpt = Annotated[
+    str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
+]
+AdversarialOpt = Annotated[
+    str,
+    typer.Option(
+        help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder; the heads take only "
+        "'augment=stuffing'): comma-separated field=value pairs of AdversarialSettings, e.g. "
+        "'method=pgd,epsilon=0.5' (attacks on the word embeddings) or 'augment=typos+stuffing' (perturbed "
+        "training texts, stuffed hard negatives)."
+    ),
+]
+TrainingOpt = Annotated[
+    str,
+    typer.Option(
+        help="Training settings of two-tower-lora, two-tower-full, cross-encoder or a head (seed-linear, "
+        "two-tower-head, mlp-head): comma-separated field=value pairs of their training dataclass, e.g. "
+        "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
+    ),
+]
+ValidationLevelOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Category level at which zero-shot and ensemble hold out validation categories to tune: the "
+        "level at which new categories will arrive. Default: --level under leave-category-out, otherwise "
+        "their own choice (the top level if it has at least 4 categories).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def train(
     dataset: DatasetArg,
     model: Annotated[str, typer.Option(help="Model to train (see `zsrec models`).", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder to write the model into (created; all or nothing).")],
-    protocol: Annotated[
-        str,
-        typer.Option(
-            help="none: train on every interaction (for serving); leave-category-out or leave-one-out: hold "
-            "out exactly what `zsrec evaluate` with the same split options tests, so the folder can be evaluated."
-        ),
-    ] = "none",
+    protocol: TrainProtocolOpt = "none",
     level: LevelOpt = 1,
     categories: CategoriesOpt = "",
     holdout_fraction: HoldoutFractionOpt = 0.2,
     min_history: MinHistoryOpt = 3,
     seed: SeedOpt = 0,
-    members: Annotated[
-        str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
-    ] = "",
+    members: MembersOpt = "",
     encoder: EncoderOpt = "minilm",
-    adversarial: Annotated[
-        str,
-        typer.Option(
-            help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder; the heads take only "
-            "'augment=stuffing'): comma-separated field=value pairs of AdversarialSettings, e.g. "
-            "'method=pgd,epsilon=0.5' (attacks on the word embeddings) or 'augment=typos+stuffing' (perturbed "
-            "training texts, stuffed hard negatives)."
-        ),
-    ] = "",
-    training: Annotated[
-        str,
-        typer.Option(
-            help="Training settings of two-tower-lora, two-tower-full, cross-encoder or a head (seed-linear, "
-            "two-tower-head, mlp-head): comma-separated field=value pairs of their training dataclass, e.g. "
-            "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
-        ),
-    ] = "",
-    validation_level: Annotated[
-        int | None,
-        typer.Option(
-            help="Category level at which zero-shot and ensemble hold out validation categories to tune: the "
-            "level at which new categories will arrive. Default: --level under leave-category-out, otherwise "
-            "their own choice (the top level if it has at least 4 categories).",
-            show_default=False,
-        ),
-    ] = None,
+    adversarial: AdversarialOpt = "",
+    training: TrainingOpt = "",
+    validation_level: ValidationLevelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
