@@ -74,6 +74,8 @@ def evaluate(
             split's training data; their results are keyed by their `name`). A string is split at commas.
         pool: "new" (held-out items), "all" (whole catalog) or "both"; None = "new" under leave-category-out
             and "all" under leave-one-out.
+        reporter: where steps and warnings go; default: the "zsrec" logger (`logging`), with progress bars
+            where stderr is a terminal.
         Other arguments as the options of `zsrec evaluate`.
 
     Returns:
@@ -82,6 +84,9 @@ def evaluate(
     from zsrec.data.splits import SplitSettings
     from zsrec.evaluation.evaluate import EvalSettings
     from zsrec.evaluation.run import check_request, evaluate_models, prepare_split, resolve_pools, result_document
+    from zsrec.reporting import LoggingReporter
+
+    reporter = reporter or LoggingReporter()
 
     entries = models.split(",") if isinstance(models, str) else list(models)
     objects = {_model_key(m, entries): m for m in entries if isinstance(m, Recommender)}
