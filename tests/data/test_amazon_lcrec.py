@@ -86,7 +86,9 @@ def test_unknown_item_in_history_names_user_and_position(tmp_path: Path) -> None
 
 def test_history_that_is_not_a_list(tmp_path: Path) -> None:
     folder = _write_lcrec(tmp_path / "bad", TOY_ITEMS, {"0": 3})
-    with pytest.raises(DataValidationError, match=r"Toy\.inter\.json, user '0': expected a list of item ids, got int"):
+    with pytest.raises(
+        DataValidationError, match=r"Toy\.inter\.json, user '0': expected a list of item ids, got int"
+    ):
         load_dataset(f"amazon-lcrec:{folder}")
 
 

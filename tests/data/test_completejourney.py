@@ -105,7 +105,9 @@ def test_packaged_completejourney_loads_in_seconds() -> None:
     seconds = time.perf_counter() - start
     summary = summarize(ds)
     assert (ds.n_items, ds.n_users) == (68_492, 2_469)
-    assert len(ds.interactions) == 866_109  # 1,469,307 rows less 4,836 on unknown products and 598,362 repeats
+    assert (
+        len(ds.interactions) == 866_109
+    )  # 1,469,307 rows less 4,836 on unknown products and 598,362 repeats
     assert any(w.startswith("removed 598,362 repeated (user, item) interactions") for w in ds.warnings)
     assert summary["categories_per_level"][1] == 30
     assert int((ds.users["profile"] != "").sum()) == 801

@@ -26,7 +26,9 @@ def _item(item_id: str, title: str = "", description: str = "", brand: str = "",
     }
 
 
-def test_clean_shop_loads_without_warnings_and_keeps_leading_zeros(write_shop: WriteShop, shop: ShopRows) -> None:
+def test_clean_shop_loads_without_warnings_and_keeps_leading_zeros(
+    write_shop: WriteShop, shop: ShopRows
+) -> None:
     ds = load_dataset(write_shop(users=shop.users))
     assert ds.warnings == ()
     assert ds.items["item_id"].tolist() == ["007", "a2", "a3"]
@@ -83,7 +85,10 @@ def test_item_without_any_text_is_dropped_with_its_interactions(write_shop: Writ
     assert ds.items["item_id"].tolist() == ["a", "b"]
     assert ds.items.set_index("item_id").index.get_loc("b") == 1  # later items are re-indexed
     assert ds.interactions["item"].tolist() == [0, 1]
-    assert "dropped 1 items with no title, description or brand (first: 'ghost') and their interactions" in ds.warnings
+    assert (
+        "dropped 1 items with no title, description or brand (first: 'ghost') and their interactions"
+        in ds.warnings
+    )
     assert "dropped 2 interactions with the dropped text-less items" in ds.warnings
 
 
@@ -153,7 +158,9 @@ def test_without_timestamp_column_file_order_is_the_order(write_shop: WriteShop,
 def test_all_empty_timestamp_column_is_reported_and_ignored(write_shop: WriteShop, shop: ShopRows) -> None:
     interactions = [{**r, "timestamp": ""} for r in shop.interactions]
     ds = load_dataset(write_shop(interactions=interactions))
-    assert any("the timestamp column is empty in every row; used file order instead" in w for w in ds.warnings)
+    assert any(
+        "the timestamp column is empty in every row; used file order instead" in w for w in ds.warnings
+    )
     assert ds.interactions["timestamp"].tolist() == [0.0, 2.0, 1.0, 3.0]
 
 
@@ -170,7 +177,9 @@ def test_users_missing_from_users_table_get_empty_profiles(write_shop: WriteShop
     ds = load_dataset(write_shop(users=users))
     assert ds.users["user_id"].tolist() == ["u1", "idle", "u2"]
     assert ds.users["profile"].tolist() == ["likes camping", "never buys", ""]
-    assert any(w.startswith("1 users in interactions have no row in") and "users.csv" in w for w in ds.warnings)
+    assert any(
+        w.startswith("1 users in interactions have no row in") and "users.csv" in w for w in ds.warnings
+    )
     assert any("1 users in" in w and "users.csv have no interactions (kept)" in w for w in ds.warnings)
 
 

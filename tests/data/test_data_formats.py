@@ -51,7 +51,9 @@ def test_csv_parquet_and_jsonl_load_the_same_dataset(write_shop: WriteShop, shop
         assert [w.replace(fmt, "csv") for w in other.warnings] == list(reference.warnings)
 
 
-def test_parquet_datetime_timestamps_become_seconds(write_shop: WriteShop, shop: ShopRows, tmp_path: Path) -> None:
+def test_parquet_datetime_timestamps_become_seconds(
+    write_shop: WriteShop, shop: ShopRows, tmp_path: Path
+) -> None:
     root = write_shop()
     frame = pd.DataFrame(shop.interactions)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="D")  # day 100 after 1970-01-01, ...
@@ -70,7 +72,9 @@ def test_parquet_integer_ids_match_text_ids_in_other_files(write_shop: WriteShop
         interactions=[{"user_id": "9", "item_id": "2"}],
     )
     (root / "interactions.csv").unlink()
-    pd.DataFrame({"user_id": [9, 9], "item_id": [2, 1]}).to_parquet(root / "interactions.parquet", index=False)
+    pd.DataFrame({"user_id": [9, 9], "item_id": [2, 1]}).to_parquet(
+        root / "interactions.parquet", index=False
+    )
     ds = load_dataset(root)
     assert ds.users["user_id"].tolist() == ["9"]
     assert ds.interactions["item"].tolist() == [1, 0]
@@ -83,7 +87,9 @@ def test_utf8_byte_order_mark_is_not_part_of_the_first_column(write_shop: WriteS
     assert load_dataset(root).items["item_id"].tolist() == ["007", "a2", "a3"]
 
 
-def test_load_tables_from_explicit_paths(write_shop: WriteShop, shop: ShopRows, write_rows: WriteRows) -> None:
+def test_load_tables_from_explicit_paths(
+    write_shop: WriteShop, shop: ShopRows, write_rows: WriteRows
+) -> None:
     root = write_shop()
     elsewhere = write_rows(root.parent / "people.jsonl", shop.users)
     ds = load_tables(root / "items.csv", root / "interactions.csv", elsewhere, name="explicit")
@@ -101,7 +107,9 @@ def test_folder_spec_name_and_package_exports(write_shop: WriteShop) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_text_cells_are_stripped_and_missing_optional_columns_are_empty(write_shop: WriteShop, fmt: str) -> None:
+def test_text_cells_are_stripped_and_missing_optional_columns_are_empty(
+    write_shop: WriteShop, fmt: str
+) -> None:
     items = [{"item_id": "i1", "title": "  Lamp  ", "category": " Home > Light "}]
     ds = load_dataset(write_shop(items=items, interactions=[{"user_id": "u", "item_id": "i1"}], fmt=fmt))
     assert ds.items.iloc[0].to_dict() == {

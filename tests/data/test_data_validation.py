@@ -34,7 +34,9 @@ def test_missing_interactions_file(write_shop: WriteShop) -> None:
     assert "has no interactions file" in _error(root)
 
 
-def test_two_candidate_files_for_one_table(write_shop: WriteShop, write_rows: WriteRows, shop: ShopRows) -> None:
+def test_two_candidate_files_for_one_table(
+    write_shop: WriteShop, write_rows: WriteRows, shop: ShopRows
+) -> None:
     root = write_shop()
     write_rows(root / "items.parquet", shop.items)
     message = _error(root)
@@ -76,7 +78,9 @@ def test_missing_required_item_column_lists_found_columns(write_shop: WriteShop,
 
 
 def test_missing_required_interaction_column(write_shop: WriteShop, shop: ShopRows) -> None:
-    root = write_shop(interactions=[{"customer": r["user_id"], "item_id": r["item_id"]} for r in shop.interactions])
+    root = write_shop(
+        interactions=[{"customer": r["user_id"], "item_id": r["item_id"]} for r in shop.interactions]
+    )
     assert "interactions.csv is missing required column(s) 'user_id'" in _error(root)
 
 

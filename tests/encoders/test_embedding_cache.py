@@ -24,7 +24,9 @@ class RecordingEncoder(HashingEncoder):
         super().__init__(dim)
         self.seen: list[str] = []
 
-    def encode(self, texts: Sequence[str], *, kind: Kind = "passage", show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, kind: Kind = "passage", show_progress: bool = False
+    ) -> np.ndarray:
         self.seen.extend(texts)
         return super().encode(texts, kind=kind, show_progress=show_progress)
 
@@ -185,7 +187,8 @@ def test_two_processes_writing_at_once_leave_every_entry_readable(tmp_path: Path
     ctx = multiprocessing.get_context("spawn")  # no fork: the session may hold torch threads
     barrier, result = ctx.Barrier(2), ctx.Queue()
     workers = [
-        ctx.Process(target=_write_in_parallel, args=(str(tmp_path), offset, barrier, result)) for offset in (0, 300)
+        ctx.Process(target=_write_in_parallel, args=(str(tmp_path), offset, barrier, result))
+        for offset in (0, 300)
     ]
     for w in workers:
         w.start()

@@ -34,7 +34,9 @@ def test_default_item_rendering(items: pd.DataFrame) -> None:
 
 
 def test_field_order_levels_separator_and_extra_columns(items: pd.DataFrame) -> None:
-    template = ItemTextTemplate(fields=("category", "title", "color"), category_levels=2, category_separator=" / ")
+    template = ItemTextTemplate(
+        fields=("category", "title", "color"), category_levels=2, category_separator=" / "
+    )
     assert template.render(items) == [
         "Category: Outdoor / Camping. Trail Tent 2P. Color: green.",
         "Rice cooker! Color: white.",
@@ -43,7 +45,9 @@ def test_field_order_levels_separator_and_extra_columns(items: pd.DataFrame) -> 
 
 
 def test_description_is_cut_at_a_word_boundary_or_hard_for_cjk() -> None:
-    frame = pd.DataFrame({"title": ["A", "B"], "description": ["word " * 30, "长" * 50]})
+    frame = pd.DataFrame(
+        {"title": ["A", "B"], "description": ["word " * 30, "长" * 50]}
+    )
     english, chinese = ItemTextTemplate(fields=("description",), max_description_chars=22).render(frame)
     assert english == "word word word word…"
     assert chinese == "长" * 22 + "…"

@@ -148,7 +148,9 @@ def test_user_metrics_matches_brute_force_on_random_rankings() -> None:
         n_in_pool = int(rng.integers(0, n + 1))  # 0 (no relevant item) up to n (no non-relevant item)
         n_absent = int(rng.integers(0, 3))  # relevant items that did not reach the pool
         relevant = set(rng.choice(ranked, size=n_in_pool, replace=False).tolist())
-        ranks_per_user.append(relevant_ranks(ranked, np.array(sorted(relevant) + [5000 + i for i in range(n_absent)])))
+        ranks_per_user.append(
+            relevant_ranks(ranked, np.array(sorted(relevant) + [5000 + i for i in range(n_absent)]))
+        )
         n_candidates.append(n)
         n_relevant.append(n_in_pool + n_absent)
         expected.append(_brute_force(ranked, relevant, n_in_pool + n_absent, ks))
@@ -301,6 +303,8 @@ def test_catalog_coverage_by_hand() -> None:
         (lambda: catalog_coverage(np.array([[0]]), n_items=0), "n_items must be an integer >= 1, got 0"),
     ],
 )
-def test_bad_input_raises_value_error_naming_argument_and_value(call: Callable[[], object], message: str) -> None:
+def test_bad_input_raises_value_error_naming_argument_and_value(
+    call: Callable[[], object], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         call()

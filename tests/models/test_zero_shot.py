@@ -142,7 +142,9 @@ def test_tuning_keeps_a_departure_from_the_full_fusion_only_when_the_gate_does(t
     settings = TuningSettings(min_validation_users=1, holdout_fraction=0.3, level=2)
     tuning = TunedZeroShot(settings, embeddings=emb).fit(tiny_shop()).tuning_
     grid = tuning["grid"]
-    assert [row["core"] for row in grid] == [row["lexical_weight"] == 1.0 and row["char_weight"] == 1.0 for row in grid]
+    assert [row["core"] for row in grid] == [
+        row["lexical_weight"] == 1.0 and row["char_weight"] == 1.0 for row in grid
+    ]
     keys = ("postprocess", "semantic_weight", "category_weight", "lexical_weight", "char_weight")
     best = max(grid, key=lambda row: row["ndcg@10"])
     core_best = max((row for row in grid if row["core"]), key=lambda row: row["ndcg@10"])
