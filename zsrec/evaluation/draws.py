@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
 from zsrec.errors import ConfigError

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split

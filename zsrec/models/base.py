@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.errors import DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.ids import CatalogIds, recommend_users
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Recommender(ABC):
     reporter: Any = None
     #: names of learned attributes (numpy arrays) that save/load persist
     _state: ClassVar[tuple[str, ...]] = ()
+    #: the item, user and category ids behind the indexes (set by `fit`; None in a folder saved without them)
+    ids_: CatalogIds | None = None
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -111,12 +114,32 @@ class Recommender(ABC):
                 self.histories_[int(user)] = np.concatenate([history, np.asarray(added, dtype=np.int64)])
         return self
 
+    def recommend_users(
+        self,
+        user_ids: Sequence[object],
+        k: int = 10,
+        *,
+        new_only: bool = False,
+        categories: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Top-`k` unseen items per user id, as rows `user_id, item_id, score, rank` (rank 1 = best).
+
+        Args:
+            new_only: only items with no interaction in the data the model was fitted on.
+            categories: only items whose category path starts with one of these paths ("A > B") or names.
+
+        Raises:
+            ConfigError: an unknown user id or category, or a model saved without its ids.
+        """
+        return recommend_users(self, user_ids, k, new_only=new_only, categories=categories)
+
     # -- shared helpers -------------------------------------------------------------------------------
     def _remember(self, data: Dataset) -> None:
         """Store what every model needs at scoring time: catalog size and each user's history."""
         self.n_items_ = data.n_items
         self.n_users_ = data.n_users
         self.histories_ = data.histories()
+        self.ids_ = CatalogIds.of(data)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):
@@ -140,6 +163,8 @@ class Recommender(ABC):
             np.concatenate(self.histories_) if len(self.histories_) else np.empty(0, dtype=np.int64)
         )
         save_arrays(directory, arrays)
+        if self.ids_ is not None:
+            self.ids_.write(directory)
         atomic_write_text(directory / "config.json", json.dumps(self.get_config(), indent=2))
 
     @classmethod
@@ -157,6 +182,7 @@ class Recommender(ABC):
         model.n_users_ = int(arrays["n_users_"])
         bounds = np.cumsum(arrays["history_lengths_"])[:-1]
         model.histories_ = np.split(arrays["history_items_"], bounds)
+        model.ids_ = CatalogIds.read(directory)
         return model
 
     @classmethod

@@ -28,7 +28,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import check_kind, check_texts
 from zsrec.encoders.sentence_transformer import PACKAGED_MINILM, folder_fingerprint, packaged_minilm_path

@@ -239,6 +239,7 @@ class TunedZeroShot(Recommender):
             model.model_.n_users_,
             model.model_.histories_,
         )
+        model.ids_ = model.model_.ids_
         return model
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import TextEncoder
 from zsrec.encoders.hashing import HashingEncoder
