@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.splits import SplitSettings
 from zsrec.errors import ConfigError
+from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
+from zsrec.evaluation.run import ModelRun, check_request, evaluate_models, prepare_split, resolve_pools, result_document
 from zsrec.models.base import Recommender
+from zsrec.models.registry import ModelContext, parse_model_names
+from zsrec.models.registry import build_model as build_registered
+from zsrec.models.registry import load_model as load_saved
+from zsrec.reporting import LoggingReporter
 
 
 def build_model(name: str, *, encoder: str = "minilm", **settings: Any) -> Recommender:
@@ -25,8 +32,6 @@ def build_model(name: str, *, encoder: str = "minilm", **settings: Any) -> Recom
         settings: fields of the model's settings dataclass (e.g. `TfidfSettings`); an unknown field raises
             ConfigError listing the known ones, a bad value the settings' own error.
     """
-    from zsrec.models.registry import ModelContext, parse_model_names
-    from zsrec.models.registry import build_model as build_registered
 
     names = parse_model_names(name)
     if len(names) != 1:
@@ -45,7 +50,6 @@ def build_model(name: str, *, encoder: str = "minilm", **settings: Any) -> Recom
 
 def load_model(folder: str | Path) -> Recommender:
     """A fitted model from a folder written by `zsrec train` or by the model's `save`."""
-    from zsrec.models.registry import load_model as load_saved
 
     return load_saved(folder)
 
@@ -81,10 +85,6 @@ def evaluate(
     Returns:
         The result document of `zsrec evaluate --out`: `result["results"][model][pool]["ndcg@10"]` and so on.
     """
-    from zsrec.data.splits import SplitSettings
-    from zsrec.evaluation.evaluate import EvalSettings
-    from zsrec.evaluation.run import check_request, evaluate_models, prepare_split, resolve_pools, result_document
-    from zsrec.reporting import LoggingReporter
 
     reporter = reporter or LoggingReporter()
 
@@ -121,8 +121,6 @@ def _model_key(model: Recommender, entries: Sequence[object]) -> str:
 
 
 def _run_object(key: str, model: Recommender, split: Any, settings: Any) -> Any:
-    from zsrec.evaluation.evaluate import evaluate_model
-    from zsrec.evaluation.run import ModelRun
 
     start = time.perf_counter()
     model.fit(split.train)

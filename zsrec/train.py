@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import EvalSplit, SplitSettings, make_split
+from zsrec.encoders import load_encoder_lazily
 from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter, describe_split
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
-from zsrec.training.adversarial import AdversarialSettings
+from zsrec.models.registry import TEXT_MODELS, TRAINING_SETTINGS, ModelContext, build_model, new_category_level
+from zsrec.service.bundle import ServingSettings, write_service_folder
+from zsrec.training.adversarial import AdversarialSettings, parse_adversarial
 from zsrec.training.artifacts import TrainingRecord, fit_and_record, save_model_folder
+from zsrec.training.options import parse_fields
 
 #: models that tune on validation categories, and so take `validation_level`
 VALIDATING_MODELS = ("zero-shot", "ensemble")
@@ -27,9 +32,6 @@ VALIDATING_MODELS = ("zero-shot", "ensemble")
 def parse_training_options(name: str, adversarial: str, training: str) -> tuple[AdversarialSettings | None, Any]:
     """The `--adversarial` and `--training` option strings of `name` as (AdversarialSettings, field values);
     an option given for a model without a trainer raises ConfigError naming the option."""
-    from zsrec.models.registry import TRAINING_SETTINGS
-    from zsrec.training.adversarial import parse_adversarial
-    from zsrec.training.options import parse_fields
 
     for option, given in (("--adversarial", adversarial), ("--training", training)):
         if given.strip() and name not in TRAINING_SETTINGS:
@@ -93,8 +95,6 @@ def train_model(
         The fitted model and its record (what `training.json` holds). Text models' folders also carry the
         catalog, vectors and histories that `zsrec serve` reads.
     """
-    from zsrec.data.loaders import load_dataset
-    from zsrec.models.registry import ModelContext, build_model, new_category_level
 
     reporter = reporter or SilentReporter()
     check_train_request(name, members=members, validation_level=validation_level, out=None if overwrite else out)
@@ -135,8 +135,6 @@ def text_embeddings(names: Sequence[str], encoder: str, reporter: Reporter) -> E
     """The EmbeddingSource text models share, its encoder checked now so that a bad encoder fails before the
     dataset is read (a packaged one loads later, and only if a text is not cached); None when no text model
     is asked for."""
-    from zsrec.encoders import load_encoder_lazily
-    from zsrec.models.registry import TEXT_MODELS
 
     if not any(n in TEXT_MODELS for n in names):
         return None
@@ -148,7 +146,6 @@ def service_writer(
     model: Recommender, split: EvalSplit | None, data: Dataset, embeddings: EmbeddingSource, encoder: str
 ) -> Any:
     """A function adding what `zsrec serve` reads (catalog, vectors, histories) to a model folder."""
-    from zsrec.service.bundle import ServingSettings, write_service_folder
 
     seen = split.train if split is not None else data
     # the service's user vector follows the model's history aggregation where it has one it supports
