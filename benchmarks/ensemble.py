@@ -33,10 +33,11 @@ from zsrec.data.splits import SplitSettings, make_split  # noqa: E402
 from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
 from zsrec.evaluation.evaluate import target_ranks  # noqa: E402
 from zsrec.evaluation.metrics import bootstrap_ci, user_metrics  # noqa: E402
-from zsrec.evaluation.run import json_ready  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
-from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings  # noqa: E402
+from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleSettings  # noqa: E402
+from zsrec.models.registry import ensemble_model  # noqa: E402
+from zsrec.reporting import json_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python benchmarks/ensemble.py"
@@ -52,7 +53,7 @@ def run(data: Dataset, settings: SplitSettings, members: tuple[str, ...], embedd
     start = time.perf_counter()
     # validation folds at the held-out level, as `zsrec evaluate --models ensemble` does (ModelContext.validation_level)
     ensemble = EnsembleSettings(members=members, level=settings.level)
-    model = EnsembleRecommender(ensemble, embeddings=embeddings).fit(split.train)
+    model = ensemble_model(ensemble, embeddings=embeddings).fit(split.train)
     fit_seconds = time.perf_counter() - start
     ndcg = {"ensemble": per_user_ndcg(model, split)}
     for name, member in zip(members, model.members_, strict=True):

@@ -42,7 +42,6 @@ from zsrec.evaluation.metrics import bootstrap_ci  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.baselines import TfidfRecommender  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
-from zsrec.models.zero_shot import standardise  # noqa: E402
 from zsrec.scenarios.adoption import (  # noqa: E402
     AdoptionSettings,
     CategoryScorer,
@@ -72,6 +71,7 @@ from zsrec.scenarios.similar import (  # noqa: E402
     evaluate_last_item,
     random_scorer,
 )
+from zsrec.vectors import standardise  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"

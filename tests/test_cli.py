@@ -331,3 +331,57 @@ def test_usage_errors_are_one_line_and_exit_2(argv, capsys) -> None:
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ")
+
+
+# -- --version, --json, reporting -------------------------------------------------------------------------
+def test_version() -> None:
+    from zsrec import __version__
+
+    result = zsrec("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"zsrec {__version__}"
+
+
+def test_recommend_json(shop_dir: Path) -> None:
+    result = zsrec(
+        "recommend", str(shop_dir), "--user", "kitchen-1", "--category", "Knives", "--model", "tfidf", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["model"] == "tfidf" and doc["user_id"] == "kitchen-1" and doc["category"] == "Knives"
+    shown = zsrec("recommend", str(shop_dir), "--user", "kitchen-1", "--category", "Knives", "--model", "tfidf")
+    recommended = doc["recommendations"]
+    assert len(recommended) == shown.stdout.count("[Kitchen > Knives]") > 0
+    assert {r["category"] for r in recommended} == {"Kitchen > Knives"}
+    assert [r["score"] for r in recommended] == sorted((r["score"] for r in recommended), reverse=True)
+    text = zsrec(
+        "recommend", str(shop_dir), "--user", "outdoor-2", "--text", "a tent", "--encoder", "hashing", "--json"
+    )
+    assert text.exit_code == 0, text.output
+    assert set(json.loads(text.stdout)) == {"model", "user_id", "text", "cosine", "similar_history"}
+
+
+def test_progress_bars_fit_80_columns_and_messages_go_through_logging() -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from zsrec.reporting import LoggingReporter, console_logging, progress_columns, short
+
+    description = "scoring zero-shot-hybrid on the new and the whole pool"
+    screen = Console(file=io.StringIO(), width=80, record=True, force_terminal=True)
+    progress = Progress(*progress_columns(200), console=screen, auto_refresh=False)
+    progress.add_task(short(description), total=200, completed=50)
+    screen.print(progress.get_renderable())
+    line = screen.export_text().rstrip("\n")
+    assert len(line) <= 80 and "50/200" in line and "eta" in line and line.startswith("scoring zero-shot-hybr")
+    terminal = LoggingReporter(Console(file=io.StringIO(), force_terminal=True, width=80))
+    assert terminal.progress_bars
+    with terminal.progress(description, 3) as advance:
+        advance(3)
+    assert not LoggingReporter(Console(file=io.StringIO())).progress_bars  # piped: no bars
+    log = io.StringIO()
+    reporter = console_logging(Console(file=log, width=200))
+    reporter.message("fitting tfidf")
+    reporter.warning("2 items had an empty title")
+    assert log.getvalue().splitlines() == ["fitting tfidf", "warning: 2 items had an empty title"]

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from zsrec.errors import ConfigError, ZsrecError
 
 if TYPE_CHECKING:
     from zsrec.data.splits import SplitSettings
     from zsrec.models.embedding_source import EmbeddingSource
+    from zsrec.reporting import LoggingReporter
 
 # Model hubs are out of reach where zsrec runs; offline, transformers fails fast instead of waiting.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,6 +36,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from zsrec._version import __version__
+
+        typer.echo(f"zsrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Recommend new e-commerce categories and items (no interactions yet) from their text."""
+
 
 DatasetArg = Annotated[
     str,
@@ -100,6 +111,9 @@ def split_settings_from_options(
     )
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of the text.")]
+
+
 # -- output plumbing --------------------------------------------------------------------------------------
 def _stdout() -> Console:
     # Piped output (files, tests) gets wide tables instead of rich's 80-column fallback.
@@ -108,6 +122,24 @@ def _stdout() -> Console:
 
 def _stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _echo_json(document: object) -> None:
+    """One JSON document on stdout (dataclasses as objects, nan as null)."""
+    from zsrec.evaluation.run import json_ready
+
+    typer.echo(json.dumps(json_ready(_plain(document)), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _plain(value: object) -> object:
+    """Dataclass results as dicts, recursively (json_ready does the rest)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _fail(message: str) -> NoReturn:
@@ -124,36 +156,12 @@ def _user_errors() -> Iterator[None]:
         _fail(str(err) or type(err).__name__)
 
 
-class ConsoleReporter:
-    """Progress on stderr: dim step lines, `warning:` lines, and transient progress bars."""
+def _reporter() -> LoggingReporter:
+    """The commands' Reporter: the library's steps and warnings through `logging` onto stderr, progress bars
+    where stderr is a terminal."""
+    from zsrec.reporting import console_logging
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
-
-    @property
-    def progress_bars(self) -> bool:
-        return self.console.is_terminal
-
-    def message(self, text: str) -> None:
-        self.console.print(text, style="dim", markup=False)
-
-    def warning(self, text: str) -> None:
-        self.console.print(f"warning: {text}", style="yellow", markup=False)
-
-    @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A transient bar, gone when done; nothing at all where stderr is not a terminal (rich would leave
-        an empty line in logs)."""
-        if not self.console.is_terminal:
-            yield lambda n: None
-            return
-        if total is None:
-            columns: tuple[ProgressColumn, ...] = (SpinnerColumn(), TextColumn("{task.description}"))
-        else:
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn(), console=self.console, transient=True) as bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+    return console_logging(_stderr())
 
 
 def _check_out_path(out: Path | None) -> None:
@@ -178,9 +186,9 @@ def validate(
     """Check a dataset and summarise it: sizes, categories per level, users spanning several categories."""
     from zsrec.data import load_dataset, summarize
     from zsrec.evaluation.report import summary_table
-    from zsrec.evaluation.run import json_ready
+    from zsrec.reporting import json_ready
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors(), reporter.progress(f"loading {dataset}", None):
         data = load_dataset(dataset)
     for line in data.warnings:
@@ -221,39 +229,54 @@ def evaluate(
         Path | None,
         typer.Option(help="Write the full results as JSON here (only once everything succeeded)."),
     ] = None,
+    draws: Annotated[
+        int | None,
+        typer.Option(
+            help="Repeat the evaluation on this many seeded category draws (seeds --seed, --seed + 1, ...; 1 to "
+            "100) and report each metric's median, quartiles and range, and each model's NDCG over the "
+            "strongest baseline's. Needs --holdout-fraction, not --categories.",
+            show_default=False,
+        ),
+    ] = None,
+    reveal: Annotated[
+        str | None,
+        typer.Option(
+            help="Warm-up protocol (leave-category-out): comma-separated shares in [0, 1), e.g. 0,0.01,0.05. "
+            "At each share, the earliest adopters of the new categories (by time of their first purchase there) "
+            "have those purchases revealed to the models and leave the test set.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
+    from zsrec.evaluation.draws import check_draws, run_draws
     from zsrec.evaluation.evaluate import EvalSettings
-    from zsrec.evaluation.report import metrics_table, per_category_table, result_pools
+    from zsrec.evaluation.report import evaluation_tables
     from zsrec.evaluation.run import check_request, parse_ks, resolve_pools, run_evaluation
+    from zsrec.evaluation.warmup import check_reveal, parse_reveal, run_warmup
 
-    err = _stderr()
-    reporter = ConsoleReporter(err)
+    reporter = _reporter()
     with _user_errors():
         split_settings = split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
         eval_settings = EvalSettings(
             ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
         )
-        names = check_request(models.split(","), split_settings, eval_settings)
+        names = check_request(_parse_models(models), split_settings, eval_settings)
+        shares = check_reveal(parse_reveal(reveal), split_settings) if reveal is not None else ()
+        if draws is not None:
+            check_draws(draws, split_settings)
         _check_out_path(out)
         embeddings = _embeddings_for(names, encoder, reporter)
-        result = run_evaluation(
-            dataset,
-            names,
-            split_settings,
-            eval_settings,
-            encoder=encoder,
-            embeddings=embeddings,
-            reporter=reporter,
-            command=["zsrec", *sys.argv[1:]],
-        )
+        args = (dataset, names, split_settings, eval_settings)
+        kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
+        kw["command"] = ["zsrec", *sys.argv[1:]]
+        if draws is not None:
+            result = run_draws(*args, draws=draws, reveal=shares, **kw)
+        else:
+            result = run_warmup(*args, reveal=shares, **kw) if shares else run_evaluation(*args, **kw)
     console = _stdout()
-    n_categories = len(result["protocol"]["heldout_categories"])
-    for pool in result_pools(result):
-        console.print(metrics_table(result, pool))
-        per_category = per_category_table(result, pool) if 1 < n_categories <= 12 else None
-        if per_category is not None:
-            console.print(per_category)
+    for table in evaluation_tables(result):
+        console.print(table)
     if out is not None:
         _write_json(out, result, reporter)
 
@@ -279,22 +302,20 @@ def recommend(
     k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
     model: Annotated[str, typer.Option(help="Model to fit on the whole dataset.")] = "zero-shot-mean",
     encoder: EncoderOpt = "minilm",
+    as_json: JsonOpt = False,
 ) -> None:
     """Fit a model on the whole dataset and show one user's top items (or score a new text for them)."""
     from zsrec.data import load_dataset
     from zsrec.demo import explain_recommendations, find_user, fit_model, items_in_category, match_text
     from zsrec.evaluation.report import text_match_lines, user_example_table, user_header_lines
-    from zsrec.models.registry import TEXT_MODELS, parse_model_names
+    from zsrec.models.registry import TEXT_MODELS
 
-    err = _stderr()
-    reporter = ConsoleReporter(err)
+    reporter = _reporter()
     console = _stdout()
     with _user_errors():
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
-        names = parse_model_names(model)
-        if len(names) != 1:
-            raise ConfigError(f"--model takes one model name, got {model!r}")
+        names = _parse_models(model, "--model", one=True, folders=False)
         name = names[0]
         if name == "popularity-oracle":
             raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
@@ -312,6 +333,13 @@ def recommend(
             match = match_text(fitted, data, index, text)
         else:
             example = explain_recommendations(fitted, data, index, k=k, candidates=candidates)
+    if as_json:
+        _echo_json(
+            {"model": name, **_plain(match)}
+            if text is not None
+            else {"model": name, "category": category, **_plain(example)}
+        )
+        return
     if text is not None:
         for line in text_match_lines(match):
             console.print(line, markup=False)
@@ -345,7 +373,7 @@ def demo(
         user_header_lines,
     )
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=encoder)
     with _user_errors():
         _check_out_path(out)
@@ -392,147 +420,94 @@ def list_models() -> None:
 
 
 # -- training commands (issue 4: train) ----------------------------------------------------------------
+TrainProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        help="none: train on every interaction (for serving); leave-category-out or leave-one-out: hold "
+        "out exactly what `zsrec evaluate` with the same split options tests, so the folder can be evaluated."
+    ),
+]
+MembersOpt = Annotated[
+    str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
+]
+AdversarialOpt = Annotated[
+    str,
+    typer.Option(
+        help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder; the heads take only "
+        "'augment=stuffing'): comma-separated field=value pairs of AdversarialSettings, e.g. "
+        "'method=pgd,epsilon=0.5' (attacks on the word embeddings) or 'augment=typos+stuffing' (perturbed "
+        "training texts, stuffed hard negatives)."
+    ),
+]
+TrainingOpt = Annotated[
+    str,
+    typer.Option(
+        help="Training settings of two-tower-lora, two-tower-full, cross-encoder or a head (seed-linear, "
+        "two-tower-head, mlp-head): comma-separated field=value pairs of their training dataclass, e.g. "
+        "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
+    ),
+]
+ValidationLevelOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Category level at which zero-shot and ensemble hold out validation categories to tune: the "
+        "level at which new categories will arrive. Default: --level under leave-category-out, otherwise "
+        "their own choice (the top level if it has at least 4 categories).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def train(
     dataset: DatasetArg,
     model: Annotated[str, typer.Option(help="Model to train (see `zsrec models`).", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder to write the model into (created; all or nothing).")],
-    protocol: Annotated[
-        str,
-        typer.Option(
-            help="none: train on every interaction (for serving); leave-category-out or leave-one-out: hold "
-            "out exactly what `zsrec evaluate` with the same split options tests, so the folder can be evaluated."
-        ),
-    ] = "none",
+    protocol: TrainProtocolOpt = "none",
     level: LevelOpt = 1,
     categories: CategoriesOpt = "",
     holdout_fraction: HoldoutFractionOpt = 0.2,
     min_history: MinHistoryOpt = 3,
     seed: SeedOpt = 0,
-    members: Annotated[
-        str, typer.Option(help="Ensemble members, comma-separated model names (only with --model ensemble).")
-    ] = "",
+    members: MembersOpt = "",
     encoder: EncoderOpt = "minilm",
-    adversarial: Annotated[
-        str,
-        typer.Option(
-            help="Adversarial training (two-tower-lora, two-tower-full, cross-encoder; the heads take only "
-            "'augment=stuffing'): comma-separated field=value pairs of AdversarialSettings, e.g. "
-            "'method=pgd,epsilon=0.5' (attacks on the word embeddings) or 'augment=typos+stuffing' (perturbed "
-            "training texts, stuffed hard negatives)."
-        ),
-    ] = "",
-    training: Annotated[
-        str,
-        typer.Option(
-            help="Training settings of two-tower-lora, two-tower-full, cross-encoder or a head (seed-linear, "
-            "two-tower-head, mlp-head): comma-separated field=value pairs of their training dataclass, e.g. "
-            "'epochs=1,max_pairs=2000' (ContrastiveSettings, CrossEncoderTrainingSettings, HeadTrainingSettings)."
-        ),
-    ] = "",
-    validation_level: Annotated[
-        int | None,
-        typer.Option(
-            help="Category level at which zero-shot and ensemble hold out validation categories to tune: the "
-            "level at which new categories will arrive. Default: --level under leave-category-out, otherwise "
-            "their own choice (the top level if it has at least 4 categories).",
-            show_default=False,
-        ),
-    ] = None,
+    adversarial: AdversarialOpt = "",
+    training: TrainingOpt = "",
+    validation_level: ValidationLevelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
 
     With a split protocol, the held-out test categories stay out of training, and `evaluate` with the same split
     options accepts the folder; with `--protocol none` (the default) every interaction is used, for serving."""
-    from zsrec.data import load_dataset
-    from zsrec.data.splits import make_split
-    from zsrec.evaluation.run import describe_split
-    from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names
-    from zsrec.training.artifacts import ALL_DATA, fit_and_record, save_model_folder
+    from zsrec.train import check_train_request, parse_training_options, train_model
+    from zsrec.training.artifacts import ALL_DATA
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
-        names = parse_model_names(model)
-        if len(names) != 1:
-            raise ConfigError(f"--model takes one model name, got {model!r}")
-        name = names[0]
-        if name == "popularity-oracle":
-            raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
-        member_names = tuple(parse_model_names(members)) if members.strip() else ()
-        if member_names and name != "ensemble":
-            raise ConfigError(f"--members only applies to --model ensemble, not {name!r}")
-        if validation_level is not None and name not in ("zero-shot", "ensemble"):
-            raise ConfigError(f"--validation-level applies to zero-shot and ensemble, not {name!r}")
-        if validation_level is not None and validation_level < 1:
-            raise ConfigError(f"--validation-level must be >= 1, got {validation_level}")
-        attack, overrides = None, None
-        if adversarial.strip() or training.strip():
-            from zsrec.models.registry import TRAINING_SETTINGS
-            from zsrec.training.adversarial import parse_adversarial
-            from zsrec.training.options import parse_fields
-
-            for option, given in (("--adversarial", adversarial), ("--training", training)):
-                if given.strip() and name not in TRAINING_SETTINGS:
-                    raise ConfigError(f"{option} applies to {', '.join(sorted(TRAINING_SETTINGS))}, not {name!r}")
-            attack = parse_adversarial(adversarial) if adversarial.strip() else None
-            overrides = parse_fields(TRAINING_SETTINGS[name], training, "--training") if training.strip() else None
+        name = _parse_models(model, "--model", one=True, folders=False)[0]
+        member_names = tuple(_parse_models(members, "--members", folders=False)) if members.strip() else ()
+        check_train_request(name, members=member_names, validation_level=validation_level)
+        attack, overrides = parse_training_options(name, adversarial, training)
         split_settings = (
             None
             if protocol == ALL_DATA
             else split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
         )
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} is a file; give a folder for the model")
-        if out.is_dir() and any(out.iterdir()) and not overwrite:
-            raise ConfigError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
-        embeddings = _embeddings_for([name, *member_names], encoder, reporter)
-        with reporter.progress(f"loading {dataset}", None):
-            data = load_dataset(dataset)
-        for line in data.warnings:
-            reporter.warning(line)
-        split = None
-        if split_settings is not None:
-            split = make_split(data, split_settings)
-            reporter.message(describe_split(split))
-        if validation_level is None:
-            validation_level = new_category_level(split)
-        context = {"embeddings": embeddings, "encoder": encoder, "validation_level": validation_level}
-        if member_names:
-            context["members"] = member_names
-        if attack is not None:
-            context["adversarial"] = attack
-        if overrides is not None:
-            context["training"] = overrides
-        recommender = build_model(name, ModelContext(**context))
-        recommender.reporter = reporter
-        reporter.message(f"training {name}")  # the model reports its epochs and bars through `reporter`
-        record = fit_and_record(
-            recommender,
-            data,
-            split,
-            split_settings,
-            encoder=encoder,
+        _, record = train_model(
+            dataset,
+            name,
+            out=out,
+            split_settings=split_settings,
             members=member_names,
+            encoder=encoder,
+            adversarial=attack,
+            training=overrides,
+            validation_level=validation_level,
+            overwrite=overwrite,
+            reporter=reporter,
             command=("zsrec", *sys.argv[1:]),
         )
-        serving = None  # text models' folders also carry what `zsrec serve` reads (catalog, vectors, histories)
-        if embeddings is not None:
-            from zsrec.service.bundle import ServingSettings, write_service_folder
-
-            seen = split.train if split is not None else data
-            # the service's user vector follows the model's history aggregation where it has one it supports
-            aggregation = getattr(recommender.settings, "aggregation", "mean")
-            serving_settings = ServingSettings(
-                encoder=encoder,
-                aggregation=aggregation if aggregation == "recency" else "mean",
-                half_life=getattr(recommender.settings, "half_life", 5.0),
-            )
-
-            def serving(folder: Path) -> None:
-                write_service_folder(seen, folder, embeddings, settings=serving_settings)
-
-        save_model_folder(recommender, record, out, overwrite=overwrite, extra=serving)
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
     held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
     typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
@@ -567,7 +542,7 @@ def robustness(
     from zsrec.robustness.evaluate import RobustnessSettings
     from zsrec.robustness.run import run_robustness
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
         split_settings = split_settings_from_options(
             "leave-category-out", level, categories, holdout_fraction, min_history, seed
@@ -577,7 +552,7 @@ def robustness(
             attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
         )
         _check_out_path(out)
-        names = [n.strip() for n in models.split(",") if n.strip()]
+        names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
         result = run_robustness(
             dataset,
@@ -648,7 +623,7 @@ def serve(
 ScenarioLevelOpt = Annotated[int, typer.Option(help="Category level (1 = top).")]
 
 
-def _scenario_data(dataset: str, encoder: str, reporter: ConsoleReporter):  # -> (Dataset, EmbeddingSource)
+def _scenario_data(dataset: str, encoder: str, reporter: LoggingReporter):  # -> (Dataset, EmbeddingSource)
     """Load the dataset and the encoder for a scenario command (the encoder first: a bad one fails fast)."""
     from zsrec.data import load_dataset
 
@@ -672,13 +647,14 @@ def audience(
         float, typer.Option(help="Soft-count temperature: smaller counts only closer items.")
     ] = 0.05,
     encoder: EncoderOpt = "minilm",
+    as_json: JsonOpt = False,
 ) -> None:
     """Rank users for an ad: who bought most things close to it (zero-shot, nothing learned from responses)."""
     from zsrec.scenarios.audience import AudienceSettings
     from zsrec.scenarios.report import audience_lines
     from zsrec.scenarios.tasks import audience as rank
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
         settings = AudienceSettings(temperature=temperature)
         ids = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
@@ -686,6 +662,9 @@ def audience(
         ad, members = rank(
             data, embeddings, text=text, items=ids, category=category, level=level, k=k, settings=settings
         )
+    if as_json:
+        _echo_json({"ad": ad, "users": members})
+        return
     for line in audience_lines(ad, members):
         typer.echo(line)
 
@@ -700,17 +679,21 @@ def similar(
     level: Annotated[int, typer.Option(help="Category level for --other-categories (1 = top).")] = 1,
     k: Annotated[int, typer.Option("--k", help="How many items to list.")] = 10,
     encoder: EncoderOpt = "minilm",
+    as_json: JsonOpt = False,
 ) -> None:
     """Items whose text is closest to one item's, optionally only in other categories (cross-category)."""
     from zsrec.scenarios.report import similar_lines
     from zsrec.scenarios.tasks import similar as find_similar
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         data, embeddings = _scenario_data(dataset, encoder, reporter)
         query, found = find_similar(data, embeddings, item, k=k, other_categories=other_categories, level=level)
+    if as_json:
+        _echo_json({"item": query, "other_categories": other_categories, "level": level, "similar": found})
+        return
     for line in similar_lines(query, found, other_categories=other_categories, level=level):
         typer.echo(line)
 
@@ -728,19 +711,23 @@ def forecast(
     ] = None,
     calibration: Annotated[str, typer.Option(help="platt or isotonic, fitted on validation categories.")] = "platt",
     encoder: EncoderOpt = "minilm",
+    as_json: JsonOpt = False,
 ) -> None:
     """How many users will adopt a new category: the sum of calibrated P(user adopts category)."""
     from zsrec.scenarios.adoption import AdoptionSettings
     from zsrec.scenarios.report import forecast_lines
     from zsrec.scenarios.tasks import forecast as run_forecast
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
         settings = AdoptionSettings(level=level, calibration=calibration)
         data, embeddings = _scenario_data(dataset, encoder, reporter)
         result = run_forecast(
             data, embeddings, category=category, text=text, level=level, n_items=n_items, settings=settings
         )
+    if as_json:
+        _echo_json({"category": category, "text": text, **_plain(result)})
+        return
     for line in forecast_lines(category or repr(text), result):
         typer.echo(line)
 
@@ -753,20 +740,24 @@ def profile(
     k: Annotated[int, typer.Option("--k", help="How many interest tags.")] = 5,
     new_only: Annotated[bool, typer.Option("--new-only", help="Only categories the user has not bought yet.")] = False,
     encoder: EncoderOpt = "minilm",
+    as_json: JsonOpt = False,
 ) -> None:
     """A user's top interest tags (category names, scored zero-shot) and the history items behind each."""
     from zsrec.scenarios.report import profile_lines
     from zsrec.scenarios.tasks import profile as interest_profile
 
-    reporter = ConsoleReporter(_stderr())
+    reporter = _reporter()
     with _user_errors():
         data, embeddings = _scenario_data(dataset, encoder, reporter)
         tags = interest_profile(data, embeddings, user, level=level, k=k, new_only=new_only)
+    if as_json:
+        _echo_json({"user_id": user, "new_only": new_only, "tags": tags})
+        return
     for line in profile_lines(user, tags, new_only=new_only):
         typer.echo(line)
 
 
-def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter) -> None:
+def _write_json(out: Path, result: dict[str, object], reporter: LoggingReporter) -> None:
     """Write `result` atomically: a failed write leaves no file behind, and an error line, exit 2."""
     from zsrec.io import atomic_write_text
 
@@ -777,18 +768,23 @@ def _write_json(out: Path, result: dict[str, object], reporter: ConsoleReporter)
     reporter.message(f"wrote {out}")
 
 
-def _embeddings_for(names: list[str], encoder: str, reporter: ConsoleReporter) -> EmbeddingSource | None:
-    """The EmbeddingSource text models share, its encoder checked now so that a bad --encoder fails before
-    the dataset is read (a packaged one loads later, and only if a text is not cached); None when no text
-    model is asked for."""
-    from zsrec.encoders import load_encoder_lazily
-    from zsrec.models.embedding_source import EmbeddingSource
-    from zsrec.models.registry import TEXT_MODELS
+def _embeddings_for(names: list[str], encoder: str, reporter: LoggingReporter) -> EmbeddingSource | None:
+    """The EmbeddingSource the text models among `names` share (None without one); a bad encoder fails now."""
+    from zsrec.train import text_embeddings
 
-    if not any(n in TEXT_MODELS for n in names):
-        return None
-    with reporter.progress(f"loading encoder {encoder}", None):
-        return EmbeddingSource(load_encoder_lazily(encoder), show_progress=reporter.progress_bars)
+    return text_embeddings(names, encoder, reporter)
+
+
+def _parse_models(text: str, option: str = "--models", *, one: bool = False, folders: bool = True) -> list[str]:
+    """The one reading of every model option: comma-separated registered names (and, where `folders`, model
+    folders made by `zsrec train`), de-duplicated in order; an unknown name raises ConfigError."""
+    from zsrec.evaluation.run import model_entries
+    from zsrec.models.registry import parse_model_names
+
+    names = model_entries(text.split(","))[0] if folders else parse_model_names(text)
+    if one and len(names) != 1:
+        raise ConfigError(f"{option} takes one model name, got {text!r}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> None:

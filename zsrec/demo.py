@@ -1,4 +1,4 @@
-"""The demo job, and the per-user explanations it shares with `zsrec recommend`.
+"""The demo job (the per-user explanations it shares with `zsrec recommend` live in `zsrec.models.explain`).
 
 `run_demo` takes the embedded Complete Journey grocery data, pretends the shop is launching five product
 categories it never sold, evaluates every model on them, and picks one household to show what the zero-shot
@@ -7,21 +7,20 @@ model recommends from the new categories and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from zsrec.data.dataset import CATEGORY_SEP, Dataset
+from zsrec.data.loaders import load_dataset
+from zsrec.data.lookup import find_user, items_in_category
 from zsrec.data.splits import EvalSplit, SplitSettings
-from zsrec.encoders.templates import UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings
 from zsrec.evaluation.run import (
     ModelRun,
-    Reporter,
-    SilentReporter,
     check_request,
     evaluate_models,
     prepare_split,
@@ -29,9 +28,17 @@ from zsrec.evaluation.run import (
 )
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
-
-if TYPE_CHECKING:
-    from zsrec.scenarios.examples import ScenarioExamples
+from zsrec.models.explain import (
+    Recommendation,
+    TextMatch,
+    UserExample,
+    explain_recommendations,
+    match_text,
+    profile_texts,
+)
+from zsrec.models.registry import ModelContext, build_model, text_models
+from zsrec.reporting import Reporter, SilentReporter
+from zsrec.scenarios.examples import ScenarioExamples, scenario_examples
 
 DEMO_DATASET = "completejourney"
 # Level-2 categories (department > product category) the shop "launches": each has a few hundred to a
@@ -73,40 +80,6 @@ class DemoSettings:
         return cls(models=tuple(m for m in DEMO_MODELS if m != "zero-shot"), n_bootstrap=200)
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item, with the user's history items most similar to it (the reason)."""
-
-    item_id: str
-    title: str
-    category: str
-    score: float
-    because: tuple[tuple[str, float], ...] = ()  # (history item title, cosine), most similar first
-    bought: bool | None = None  # in an evaluation: whether the user really chose it (None outside one)
-
-
-@dataclass(frozen=True)
-class UserExample:
-    """A user, what they bought lately, and what a model recommends them."""
-
-    user_id: str
-    profile: str  # profile text and attributes; "" when nothing is known
-    recent: tuple[str, ...]  # distinct titles of the latest history items, newest first
-    n_history: int
-    recommendations: tuple[Recommendation, ...]
-    note: str = ""  # how this user was chosen, when it matters
-
-
-@dataclass(frozen=True)
-class TextMatch:
-    """How well a new piece of text (a product not yet in the catalog) fits a user."""
-
-    user_id: str
-    text: str
-    cosine: float  # between the text's embedding and the user's vector
-    similar_history: tuple[tuple[str, float], ...]  # (history item title, cosine), most similar first
-
-
 @dataclass
 class DemoResult:
     reduction: str  # what was cut from the full dataset, in words
@@ -118,8 +91,6 @@ class DemoResult:
 # -- the demo ---------------------------------------------------------------------------------------------
 def run_demo(settings: DemoSettings | None = None, reporter: Reporter | None = None) -> DemoResult:
     """Reduce Complete Journey, hold out `settings.categories`, evaluate `settings.models` on their items."""
-    from zsrec.data.loaders import load_dataset
-
     settings = settings or DemoSettings()
     reporter = reporter or SilentReporter()
     split_settings = SplitSettings(level=2, categories=settings.categories)
@@ -153,8 +124,6 @@ def run_demo(settings: DemoSettings | None = None, reporter: Reporter | None = N
 def _scenario_examples(
     data: Dataset, split: EvalSplit, embeddings: EmbeddingSource, example: UserExample | None
 ) -> ScenarioExamples:
-    from zsrec.scenarios.examples import scenario_examples
-
     category, text = DEMO_AD
     if category not in split.heldout_categories:  # other held-out categories: advertise the first by its name
         category = split.heldout_categories[0]
@@ -180,7 +149,7 @@ def pick_example(runs: Sequence[ModelRun], split: EvalSplit, *, k: int) -> UserE
     if name is None:
         return None
     model, data = by_name[name], split.train
-    profiles = _profile_texts(data)
+    profiles = profile_texts(data)
     users = [int(u) for u in split.test_users if profiles[int(u)]]
     if not users:
         return None
@@ -198,130 +167,6 @@ def pick_example(runs: Sequence[ModelRun], split: EvalSplit, *, k: int) -> UserE
     )
 
 
-# -- per-user explanations (also behind `zsrec recommend`) -------------------------------------------------
-def find_user(data: Dataset, user_id: str) -> int:
-    """The index of `user_id`; an unknown id raises ConfigError with a few ids that exist."""
-    ids = data.users["user_id"].astype(str)
-    hits = np.flatnonzero(ids.to_numpy() == str(user_id))
-    if len(hits) == 0:
-        examples = ", ".join(ids.head(5).tolist())
-        raise ConfigError(f"unknown user id {user_id!r} in {data.name} (ids look like: {examples})")
-    return int(hits[0])
-
-
-def items_in_category(data: Dataset, category: str) -> np.ndarray:
-    """Items whose category path starts with `category`: a path prefix ("A > B") or a unique name ("B")."""
-    name = category.strip()
-    paths = data.items["category"].fillna("").astype(str)
-    lowered = paths.str.lower()
-    key = name.lower()
-    mask = ((lowered == key) | lowered.str.startswith(key + CATEGORY_SEP.lower())).to_numpy()
-    if name and mask.any():
-        return np.flatnonzero(mask)
-    prefixes = set()
-    for level in range(1, data.category_depth() + 1):
-        prefixes |= {p for p in data.category_at(level) if p and p.split(CATEGORY_SEP)[-1].lower() == key}
-    if len(prefixes) > 1:
-        raise ConfigError(f"category {category!r} is ambiguous: {sorted(prefixes)[:5]}; give the full path")
-    if not prefixes:
-        some = sorted({p for p in data.category_at(1) if p})[:6]
-        raise ConfigError(
-            f"category {category!r} not found in {data.name}; give a path prefix or a category name "
-            f"(top-level categories include: {some})"
-        )
-    return items_in_category(data, prefixes.pop())
-
-
-def explain_recommendations(
-    model: Recommender,
-    data: Dataset,
-    user: int,
-    *,
-    k: int = 10,
-    candidates: np.ndarray | None = None,
-    targets: set[int] | None = None,
-    note: str = "",
-    n_recent: int = 5,
-    n_reasons: int = 3,
-) -> UserExample:
-    """The user's top-`k` unseen items among `candidates`, each with its reasons when the model can explain.
-
-    `data` is the dataset the model was fitted on; histories are the model's (the training view).
-    """
-    ranking = model.recommend(np.asarray([user]), k=k, candidates=candidates)
-    items, scores = ranking.items[0], ranking.scores[0]
-    keep = np.isfinite(scores)  # seen items come back as -inf when fewer than k are unseen
-    items, scores = items[keep], scores[keep]
-    explain = getattr(model, "explain", None)
-    # ask for more reasons than shown: different products often share a title, and repeats say nothing
-    reasons = explain(user, items, 3 * n_reasons) if callable(explain) and len(items) else [[] for _ in items]
-    titles = data.items["title"].to_numpy()
-    cats = data.items["category"].to_numpy()
-    history = model.histories_[user]
-    recs = tuple(
-        Recommendation(
-            item_id=str(data.items["item_id"].iat[int(i)]),
-            title=str(titles[i]),
-            category=str(cats[i]),
-            score=float(s),
-            because=_unique_titles(((str(titles[h]), float(c)) for h, c in why), n_reasons),
-            bought=None if targets is None else int(i) in targets,
-        )
-        for i, s, why in zip(items, scores, reasons, strict=True)
-    )
-    recent = _unique_titles(((str(titles[h]), 0.0) for h in history[::-1]), n_recent)
-    return UserExample(
-        user_id=str(data.users["user_id"].iat[user]),
-        profile=_profile_texts(data.users.iloc[[user]])[0],
-        recent=tuple(title for title, _ in recent),
-        n_history=len(history),
-        recommendations=recs,
-        note=note,
-    )
-
-
-def _unique_titles(pairs: Iterable[tuple[str, float]], limit: int) -> tuple[tuple[str, float], ...]:
-    """The first `limit` (title, value) pairs with distinct titles."""
-    seen: dict[str, float] = {}
-    for title, value in pairs:
-        if title not in seen:
-            seen[title] = value
-            if len(seen) == limit:
-                break
-    return tuple(seen.items())
-
-
-def match_text(model: Recommender, data: Dataset, user: int, text: str, *, top: int = 3) -> TextMatch:
-    """Score a new text against the user: cosine to their vector, and their most similar history items.
-
-    Needs a zero-shot model (one with text embeddings); the text is placed in the model's embedding space.
-    """
-    core = getattr(model, "model_", model)  # `zero-shot` wraps the tuned ZeroShotRecommender
-    if not (hasattr(core, "item_vectors_") and hasattr(core, "embeddings") and hasattr(core, "user_vectors")):
-        raise ConfigError(f"--text needs a zero-shot model (one that embeds text), got {model.name!r}")
-    if not text.strip():
-        raise ConfigError("--text is empty")
-    vector = core.embeddings.texts([text])[0]
-    postprocess = core.settings.postprocess
-    if postprocess == "center":  # the model subtracted the catalog mean from every item vector: do the same
-        raw = core.embeddings.items(data.items, core.settings.template)
-        vector = vector - raw.mean(axis=0)
-    elif postprocess != "none":
-        raise ConfigError(f"--text does not support models with postprocess={postprocess!r} yet")
-    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
-    user_vector = core.user_vectors(np.asarray([user]))[0]
-    history = np.unique(model.histories_[user])
-    sims = core.item_vectors_[history] @ vector if len(history) else np.empty(0)
-    titles = data.items["title"].to_numpy()
-    ranked = ((str(titles[history[j]]), float(sims[j])) for j in np.argsort(-sims))
-    return TextMatch(
-        user_id=str(data.users["user_id"].iat[user]),
-        text=text,
-        cosine=float(user_vector @ vector),
-        similar_history=_unique_titles(ranked, top),
-    )
-
-
 def fit_model(
     data: Dataset,
     name: str,
@@ -331,22 +176,12 @@ def fit_model(
     reporter: Reporter | None = None,
 ) -> Recommender:
     """Build the named model and fit it on all of `data` (outside an evaluation, so no leak model)."""
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model
-
     reporter = reporter or SilentReporter()
-    if embeddings is None and name in TEXT_MODELS:
+    if embeddings is None and name in text_models():
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     model = build_model(name, ModelContext(embeddings=embeddings, encoder=encoder))
     reporter.message(f"fitting {name} on {data.name}")
     return model.fit(data)
-
-
-def _profile_texts(users: Any) -> list[str]:
-    """Each user's profile text, or their attributes rendered as text when the profile is empty."""
-    frame = users.users if isinstance(users, Dataset) else users
-    profiles = frame["profile"].fillna("").astype(str).tolist() if "profile" in frame else [""] * len(frame)
-    attributes = UserTextTemplate(include_profile=False).render(frame)
-    return [p or a for p, a in zip(profiles, attributes, strict=True)]
 
 
 __all__ = [

@@ -7,7 +7,8 @@ import pytest
 from shop_fixtures import tiny_shop
 
 from zsrec.data.splits import SplitSettings, make_split
-from zsrec.evaluation.evaluate import PrecomputedScores, new_pool_ranks, target_ranks
+from zsrec.evaluation.evaluate import PrecomputedScores, target_ranks
+from zsrec.evaluation.ranking import new_pool_ndcg, new_pool_ranks
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,6 @@ def test_new_pool_ranks_refuses_a_matrix_of_the_wrong_shape(split) -> None:
 
 
 def test_new_pool_ndcg_is_the_full_rankings_ndcg(split) -> None:
-    from zsrec.evaluation.evaluate import new_pool_ndcg
     from zsrec.evaluation.metrics import user_metrics
 
     scores = np.random.default_rng(3).integers(0, 4, size=(len(split.test_users), len(split.new_items))).astype(float)

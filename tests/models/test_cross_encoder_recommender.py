@@ -26,7 +26,7 @@ from zsrec.errors import ConfigError
 from zsrec.models import registry
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
-from zsrec.models.registry import BUILDERS, SAVED_MODEL_CLASSES, TEXT_MODELS, ModelContext, build_model, load_model
+from zsrec.models.registry import SPECS, ModelContext, build_model, load_model, saved_model_classes, text_models
 from zsrec.models.zero_shot import ZeroShotRecommender
 from zsrec.training.cross_encoder import CrossEncoderTrainingSettings
 
@@ -62,7 +62,7 @@ def settings(tmp_path_factory) -> CrossEncoderSettings:
 
 @pytest.fixture(scope="module")
 def fitted(settings, split, embeddings) -> CrossEncoderRecommender:
-    return CrossEncoderRecommender(settings, embeddings=embeddings).fit(split.train)
+    return registry.cross_encoder_model(settings, embeddings=embeddings).fit(split.train)
 
 
 def test_the_shortlist_is_the_base_top_n_reordered_and_the_rest_keeps_the_base_order(fitted, split) -> None:
@@ -163,8 +163,8 @@ def test_settings_are_checked_and_registered() -> None:
         CrossEncoderSettings(top_n=0)
     with pytest.raises(ConfigError, match="base"):
         CrossEncoderSettings(base="cross-encoder")
-    assert "cross-encoder" in BUILDERS and "cross-encoder" in TEXT_MODELS
-    assert CrossEncoderRecommender in SAVED_MODEL_CLASSES
+    assert "cross-encoder" in SPECS and "cross-encoder" in text_models()
+    assert CrossEncoderRecommender in saved_model_classes()
     s = CrossEncoderSettings(top_n=7, base_validation_level=2)
     assert CrossEncoderSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 

@@ -43,7 +43,7 @@ def embeddings(tmp_path_factory) -> EmbeddingSource:
 
 
 def ensemble(members: tuple[str, ...], embeddings: EmbeddingSource, **kw: object) -> EnsembleRecommender:
-    return EnsembleRecommender(EnsembleSettings(members=members, **SMALL | kw), embeddings=embeddings)  # type: ignore[arg-type]
+    return registry.ensemble_model(EnsembleSettings(members=members, **SMALL | kw), embeddings=embeddings)  # type: ignore[arg-type]
 
 
 def test_doctests_of_the_fusions() -> None:
@@ -95,7 +95,7 @@ class _Spy(Recommender):
 def test_tuning_never_sees_a_test_category_item(
     split: EvalSplit, embeddings: EmbeddingSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(registry.BUILDERS, "spy", lambda ctx: _Spy())
+    monkeypatch.setitem(registry.SPECS, "spy", registry.ModelSpec("spy", lambda ctx: _Spy()))
     _Spy.scored = []
     model = ensemble(("spy", "tfidf"), embeddings).fit(split.train)
     assert _Spy.scored, "the spy member was never asked to score during tuning"

@@ -163,7 +163,7 @@ def test_tuning_keeps_a_departure_from_the_full_fusion_only_when_the_gate_does(t
 
 def test_the_tuners_weighted_sum_is_the_chosen_models_score(split, tmp_path) -> None:
     from zsrec.models.tuned import _weighted_sum
-    from zsrec.models.zero_shot import standardise
+    from zsrec.vectors import standardise
 
     emb = EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path)
     probe = ZeroShotSettings(lexical_weight=1.0, char_weight=1.0, category_weight=1.0)

@@ -8,13 +8,13 @@ adapter obeys exactly the rules of one read from files.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from zsrec.data.cleaning import clean_dataset
+from zsrec.data.adapters.amazon_lcrec import load_amazon_lcrec
+from zsrec.data.adapters.completejourney import load_completejourney
+from zsrec.data.build import build_dataset
 from zsrec.data.dataset import Dataset
-from zsrec.data.tables import SUPPORTED_SUFFIXES, Table, read_table
-from zsrec.data.validation import check_tables
+from zsrec.data.tables import SUPPORTED_SUFFIXES, read_table
 from zsrec.errors import DataValidationError
 
 AMAZON_LCREC_PREFIX = "amazon-lcrec:"
@@ -37,12 +37,8 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
     """
     text = os.fspath(spec)
     if text in (COMPLETEJOURNEY_SPEC, COMPLETEJOURNEY_SPEC + ":"):
-        from zsrec.data.adapters.completejourney import load_completejourney
-
         return load_completejourney()
     if text.startswith(AMAZON_LCREC_PREFIX):
-        from zsrec.data.adapters.amazon_lcrec import load_amazon_lcrec
-
         return load_amazon_lcrec(text[len(AMAZON_LCREC_PREFIX) :])
     path = Path(text)
     if path.is_dir():
@@ -78,18 +74,6 @@ def load_tables(
     interaction_table = read_table(interactions)
     user_table = read_table(users) if users is not None else None
     return build_dataset(name or str(Path(items).parent), item_table, interaction_table, user_table)
-
-
-def build_dataset(
-    name: str,
-    items: Table,
-    interactions: Table,
-    users: Table | None = None,
-    *,
-    notes: Sequence[str] = (),
-) -> Dataset:
-    """Check, clean and assemble in-memory tables: the common end of every loader and adapter."""
-    return clean_dataset(name, check_tables(items, interactions, users), notes=notes)
 
 
 def find_table_file(folder: Path, table: str) -> Path | None:

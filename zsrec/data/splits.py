@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from zsrec.data.dataset import CATEGORY_SEP, Dataset, user_item_lists
 from zsrec.errors import ConfigError
@@ -52,6 +53,8 @@ class EvalSplit:
         heldout_categories: the held-out category paths (level-`level` prefixes).
         item_category: per item, its level-`level` category ("" where shallower); for per-category reports.
         validation: the same task on validation categories disjoint from the test ones (for tuning), or None.
+        target_events: leave-category-out only: the test users' interactions with held-out items (the rows of
+            the source log, `timestamp` included), which the warm-up protocol reveals (`zsrec.data.reveal`).
     """
 
     protocol: str
@@ -63,6 +66,7 @@ class EvalSplit:
     heldout_categories: tuple[str, ...] = ()
     item_category: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     validation: EvalSplit | None = None
+    target_events: pd.DataFrame | None = None
 
     @property
     def pools(self) -> tuple[str, ...]:
@@ -152,6 +156,7 @@ def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSpli
         heldout_categories=test_cats,
         item_category=level_cat,
         validation=validation,
+        target_events=test.target_events,
     )
 
 
@@ -187,6 +192,7 @@ def _category_task(
         new_items=np.flatnonzero(is_new).astype(np.int64),
         heldout_categories=heldout,
         item_category=level_cat,
+        target_events=inter[row_new & np.isin(inter["user"].to_numpy(), users)].reset_index(drop=True),
     )
 
 

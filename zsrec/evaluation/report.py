@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from zsrec.demo import TextMatch, UserExample
+from zsrec.models.explain import TextMatch, UserExample
 
 #: models that read the test targets: shown as a ceiling, never as a contender
 LEAK_MODELS = frozenset({"popularity-oracle"})
@@ -171,3 +170,140 @@ def text_match_lines(match: TextMatch) -> list[str]:
     else:
         lines.append("the user has no history to compare with")
     return lines
+
+
+# -- many draws and the warm-up protocol -------------------------------------------------------------------
+def evaluation_tables(result: dict[str, Any]) -> list[Table]:
+    """The tables `zsrec evaluate` prints for any of its documents: one evaluation (metrics per pool, and per
+    held-out category when there are 2 to 12), the warm-up form (`reveal`) or the many-draw form (`draws`)."""
+    if "draws" in result:
+        return draws_tables(result)
+    if "reveal" in result:
+        tables = [warmup_table({v: [doc] for v, doc in result["reveal"].items()})]
+        for doc in result["reveal"].values():
+            tables += single_evaluation_tables(doc)
+        return tables
+    return single_evaluation_tables(result)
+
+
+def single_evaluation_tables(result: dict[str, Any]) -> list[Table]:
+    """Metrics per pool, and per held-out category when there are 2 to 12 (titled with the reveal share, if any)."""
+    tables = []
+    n_categories = len(result["protocol"]["heldout_categories"])
+    for pool in result_pools(result):
+        tables.append(metrics_table(result, pool))
+        per_category = per_category_table(result, pool) if 1 < n_categories <= 12 else None
+        if per_category is not None:
+            tables.append(per_category)
+    reveal = result["protocol"].get("reveal")
+    if reveal is None:
+        return tables
+    prefix = f"reveal {reveal['value']} ({reveal['n_revealed_users']:,} adopters' purchases revealed): "
+    return _retitled(tables, prefix)
+
+
+def draws_tables(result: dict[str, Any]) -> list[Table]:
+    """Per reveal value (or once): the per-model summary over draws and the per-draw NDCG table; with several
+    reveal values, a warm-up table of median NDCG first."""
+    values = result.get("reveal_values") or []
+    if len(values) <= 1:
+        return [
+            draws_summary_table(result["summary"], result["ratio_to_strongest_baseline"], len(result["draws"])),
+            per_draw_table(result["draws"], result["ratio_to_strongest_baseline"]),
+        ]
+    tables = [warmup_table({v: [d["reveal"][v] for d in result["draws"]] for v in values}, result["summary"])]
+    for value in values:
+        docs = [d["reveal"][value] for d in result["draws"]]
+        ratios = result["ratio_to_strongest_baseline"][value]
+        summary = draws_summary_table(result["summary"][value], ratios, len(docs))
+        tables += _retitled([summary, per_draw_table(docs, ratios)], f"reveal {value}: ")
+    return tables
+
+
+def draws_summary_table(summary: dict[str, Any], ratios: dict[str, Any] | None, n_draws: int) -> Table:
+    """Models × (metric median, quartiles, range; the same for the ratio to the strongest baseline)."""
+    pool, metric = (ratios["pool"], ratios["metric"]) if ratios else _draw_target(summary)
+    table = Table(title=f"{metric} on the {pool} pool over {n_draws} draws", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for column in ("median", "q1–q3", "min–max"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if ratios:
+        for column in ("× strongest baseline (median)", "q1–q3", "min–max"):
+            table.add_column(column, justify="right", no_wrap=True)
+    for model, per_pool in summary.items():
+        stats = per_pool.get(pool, {}).get(metric)
+        if stats is None:
+            continue
+        cells = [display_name(model), *_stat_cells(stats)]
+        if ratios:
+            cells += _stat_cells(ratios["summary"].get(model, {}))
+        table.add_row(*cells, style="dim" if model in LEAK_MODELS else None)
+    if ratios:
+        counts: dict[str, int] = {}
+        for name in ratios["strongest"]:
+            counts[name or "none"] = counts.get(name or "none", 0) + 1
+        table.caption = "strongest baseline: " + ", ".join(f"{n} in {c} draw(s)" for n, c in counts.items())
+    else:
+        table.caption = "no ratio: no baseline (tfidf, bm25, lightfm; popularity, als once purchases are revealed) ran"
+    return table
+
+
+def per_draw_table(docs: list[dict[str, Any]], ratios: dict[str, Any] | None) -> Table:
+    """Draws × models: the held-out categories, test users and each model's NDCG, with the strongest baseline."""
+    pool, metric = (ratios["pool"], ratios["metric"]) if ratios else ("new", "ndcg@10")
+    models = list(dict.fromkeys(m for d in docs for m in d["results"]))
+    table = Table(title=f"{metric} per draw ({pool} pool)", title_justify="left")
+    for column in ("seed", "held-out categories", "test users"):
+        table.add_column(column, justify="left" if column == "held-out categories" else "right")
+    for model in models:
+        table.add_column(display_name(model), justify="right")
+    if ratios:
+        table.add_column("strongest baseline")
+    for i, doc in enumerate(docs):
+        protocol = doc["protocol"]
+        categories = escape("; ".join(protocol["heldout_categories"]))
+        cells = [str(protocol["seed"]), categories, f"{protocol['n_test_users']:,}"]
+        cells += [_cell(doc["results"].get(m, {}).get(pool, {}).get(metric)) for m in models]
+        if ratios:
+            cells.append(ratios["strongest"][i] or "–")
+        table.add_row(*cells)
+    return table
+
+
+def warmup_table(docs_by_value: dict[str, list[dict[str, Any]]], summary: dict[str, Any] | None = None) -> Table:
+    """Models × reveal shares: NDCG@10 on the new pool (the median over draws when `summary` is given)."""
+    values = list(docs_by_value)
+    first = docs_by_value[values[0]][0]
+    pool = "new" if "new" in next(iter(first["results"].values())) else "all"
+    what = "median ndcg@10 over draws" if summary else "ndcg@10"
+    table = Table(title=f"warm-up: {what} ({pool} pool) by share of adopters revealed", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for value in values:
+        users = docs_by_value[value][0]["protocol"]["n_test_users"]
+        header = f"reveal {value}" + ("" if summary else f"\n{users:,} users")
+        table.add_column(header, justify="right")
+    for model in first["results"]:
+        if summary:
+            found = [summary[v].get(model, {}).get(pool, {}).get("ndcg@10", {}).get("median") for v in values]
+        else:
+            found = [docs_by_value[v][0]["results"].get(model, {}).get(pool, {}).get("ndcg@10") for v in values]
+        cells = [_number(value) for value in found]
+        table.add_row(display_name(model), *cells, style="dim" if model in LEAK_MODELS else None)
+    return table
+
+
+def _draw_target(summary: dict[str, Any]) -> tuple[str, str]:
+    per_pool = next(iter(summary.values()), {})
+    pool = "new" if "new" in per_pool else next(iter(per_pool), "new")
+    return pool, "ndcg@10"
+
+
+def _stat_cells(stats: dict[str, Any]) -> list[str]:
+    spread = [(stats.get("q1"), stats.get("q3")), (stats.get("min"), stats.get("max"))]
+    return [_number(stats.get("median")), *(f"{_number(lo)}–{_number(hi)}" for lo, hi in spread)]
+
+
+def _retitled(tables: list[Table], prefix: str) -> list[Table]:
+    for table in tables:
+        table.title = f"{prefix}{table.title}"
+    return tables

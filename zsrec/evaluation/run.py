@@ -6,17 +6,15 @@ caller that needs the fitted models afterwards, such as the demo, can run them o
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
+import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
@@ -25,39 +23,11 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names, text_models
+from zsrec.reporting import Reporter, SilentReporter, json_ready
+from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
 
 POOL_CHOICES = ("new", "all", "both")
-
-
-class Reporter(Protocol):
-    """Where a long run tells what it is doing; the library never prints by itself."""
-
-    progress_bars: bool  # whether encoders may draw their own progress bars
-
-    def message(self, text: str) -> None:
-        """A step starts or ends (one line)."""
-
-    def warning(self, text: str) -> None:
-        """Something the user should know that does not stop the run (one line)."""
-
-    def progress(self, description: str, total: int | None) -> AbstractContextManager[Callable[[int], None]]:
-        """A context yielding `advance(n)` for `total` units of work (None: a step of unknown length)."""
-
-
-class SilentReporter:
-    """Reports nothing: the default for library callers."""
-
-    progress_bars = False
-
-    def message(self, text: str) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
-
-    @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        yield lambda n: None
 
 
 @dataclass
@@ -103,9 +73,6 @@ def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:
     """`--models` entries as (every entry de-duplicated, in order; the ones that are model folders).
 
     Registered names are checked (ConfigError for an unknown one, or for a path that holds no model)."""
-    from zsrec.models.registry import parse_model_names
-    from zsrec.training.artifacts import is_model_folder
-
     entries = [m.strip() for m in models if m.strip()]
     folders = [m for m in entries if is_model_folder(m)]
     registered = [m for m in entries if m not in folders]
@@ -168,6 +135,7 @@ def evaluate_models(
     embeddings: EmbeddingSource | None = None,
     reporter: Reporter | None = None,
     min_history: int = 3,
+    revealed: pd.DataFrame | None = None,
 ) -> list[ModelRun]:
     """Fit each named model on `split.train` and evaluate it; text models share one `EmbeddingSource`.
 
@@ -176,13 +144,12 @@ def evaluate_models(
             (loaded, and refused where they learned from this split's test interactions).
         encoder: the encoder spec text models record in their config (and load, without `embeddings`).
         embeddings: the source text models share; default one for `encoder`, made when first needed.
+        revealed: interactions revealed after training (the warm-up protocol, `zsrec.data.reveal`): each model
+            folds them in with `partial_fit` before it is scored; that time counts as fitting.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
-    from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
-
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
-    if embeddings is None and any(n in TEXT_MODELS for n in names):
+    if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder, validation_level=new_category_level(split))
     runs = []
@@ -203,16 +170,34 @@ def evaluate_models(
             start = time.perf_counter()
             model.fit(split.train)
             fit_seconds = time.perf_counter() - start
-        total = len(split.test_users) * len(settings.pools)
-        with reporter.progress(f"scoring {name}", total) as advance:
+        if revealed is not None and len(revealed):
             start = time.perf_counter()
-            metrics = evaluate_model(model, split, settings, progress=advance)
-            score_seconds = time.perf_counter() - start
-        for pool_metrics in metrics.values():
-            pool_metrics.setdefault("per_category", {})
-        runs.append(ModelRun(name, model, metrics, fit_seconds, score_seconds))
-        reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
+            model.partial_fit(revealed)
+            fit_seconds += time.perf_counter() - start
+        runs.append(score_model(name, model, split, settings, fit_seconds=fit_seconds, reporter=reporter))
     return runs
+
+
+def score_model(
+    name: str,
+    model: Recommender,
+    split: EvalSplit,
+    settings: EvalSettings,
+    *,
+    fit_seconds: float,
+    reporter: Reporter | None = None,
+) -> ModelRun:
+    """Evaluate a fitted model on `split` (with a progress bar) and time it."""
+    reporter = reporter or SilentReporter()
+    total = len(split.test_users) * len(settings.pools)
+    with reporter.progress(f"scoring {name}", total) as advance:
+        start = time.perf_counter()
+        metrics = evaluate_model(model, split, settings, progress=advance)
+        score_seconds = time.perf_counter() - start
+    for pool_metrics in metrics.values():
+        pool_metrics.setdefault("per_category", {})
+    reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
+    return ModelRun(name, model, metrics, fit_seconds, score_seconds)
 
 
 def result_document(
@@ -291,18 +276,3 @@ def run_evaluation(
         min_history=split_settings.min_history,
     )
     return result_document(data, split, split_settings, runs, encoder=encoder, command=command)
-
-
-def json_ready(value: Any) -> Any:
-    """`value` with numpy scalars as Python numbers, tuples as lists, and nan/inf as None."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

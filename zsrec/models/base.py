@@ -1,21 +1,28 @@
-"""The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base)."""
+"""The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base).
+
+Also the optional abilities some recommenders add (`Explainable`, `ReadsItemText`, `HasUserVectors`,
+`HasMembers`) as runtime-checkable protocols, so that callers ask `isinstance` instead of probing attributes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.errors import DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
+from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.ids import CatalogIds, recommend_users
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class Recommender(ABC):
     reporter: Any = None
     #: names of learned attributes (numpy arrays) that save/load persist
     _state: ClassVar[tuple[str, ...]] = ()
+    #: the item, user and category ids behind the indexes (set by `fit`; None in a folder saved without them)
+    ids_: CatalogIds | None = None
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -97,10 +106,32 @@ class Recommender(ABC):
             if values.dtype.kind not in "iu" or (len(values) and not (0 <= values.min() and values.max() < size)):
                 bad = values[:5]
                 raise DataValidationError(f"events column {column} must hold int indexes in [0, {size}), got {bad}")
-        for user, item in zip(users.tolist(), items.tolist(), strict=True):
-            if item not in self.histories_[user]:
-                self.histories_[user] = np.append(self.histories_[user], np.int64(item))
+        for user in np.unique(users):
+            history = self.histories_[int(user)]
+            seen = set(history.tolist())
+            added = list(dict.fromkeys(int(i) for i in items[users == user] if int(i) not in seen))
+            if added:
+                self.histories_[int(user)] = np.concatenate([history, np.asarray(added, dtype=np.int64)])
         return self
+
+    def recommend_users(
+        self,
+        user_ids: Sequence[object],
+        k: int = 10,
+        *,
+        new_only: bool = False,
+        categories: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Top-`k` unseen items per user id, as rows `user_id, item_id, score, rank` (rank 1 = best).
+
+        Args:
+            new_only: only items with no interaction in the data the model was fitted on.
+            categories: only items whose category path starts with one of these paths ("A > B") or names.
+
+        Raises:
+            ConfigError: an unknown user id or category, or a model saved without its ids.
+        """
+        return recommend_users(self, user_ids, k, new_only=new_only, categories=categories)
 
     # -- shared helpers -------------------------------------------------------------------------------
     def _remember(self, data: Dataset) -> None:
@@ -108,6 +139,7 @@ class Recommender(ABC):
         self.n_items_ = data.n_items
         self.n_users_ = data.n_users
         self.histories_ = data.histories()
+        self.ids_ = CatalogIds.of(data)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):
@@ -131,6 +163,8 @@ class Recommender(ABC):
             np.concatenate(self.histories_) if len(self.histories_) else np.empty(0, dtype=np.int64)
         )
         save_arrays(directory, arrays)
+        if self.ids_ is not None:
+            self.ids_.write(directory)
         atomic_write_text(directory / "config.json", json.dumps(self.get_config(), indent=2))
 
     @classmethod
@@ -148,6 +182,7 @@ class Recommender(ABC):
         model.n_users_ = int(arrays["n_users_"])
         bounds = np.cumsum(arrays["history_lengths_"])[:-1]
         model.histories_ = np.split(arrays["history_items_"], bounds)
+        model.ids_ = CatalogIds.read(directory)
         return model
 
     @classmethod
@@ -167,3 +202,52 @@ def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, his
         cols = [position[int(i)] for i in histories[int(user)] if int(i) in position]
         if cols:
             scores[row, cols] = -np.inf
+
+
+#: builds an unfitted recommender from a registered model name (what composite models receive)
+ModelBuilder = Callable[[str], "Recommender"]
+#: loads a fitted recommender from a saved model folder
+ModelLoader = Callable[[Path], "Recommender"]
+
+
+@runtime_checkable
+class Explainable(Protocol):
+    """Can say, for each recommended item, which history items led to it."""
+
+    def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
+        """Per item: up to `top` (history item, contribution) pairs, strongest first."""
+        ...
+
+
+@runtime_checkable
+class ReadsItemText(Protocol):
+    """A fitted model that can re-read (tampered) item text without being refitted."""
+
+    def with_item_text(self, data: Dataset) -> Recommender:
+        """A copy of this fitted model whose item vectors come from `data`'s item text."""
+        ...
+
+
+@runtime_checkable
+class HasUserVectors(Protocol):
+    """Places users and items in one text-embedding space (the zero-shot models)."""
+
+    item_vectors_: np.ndarray
+
+    @property
+    def embeddings(self) -> EmbeddingSource: ...
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        """One unit vector per user, in the items' space."""
+        ...
+
+
+@runtime_checkable
+class HasMembers(Protocol):
+    """Made of other saved models (ensemble members, a re-ranker's base): loading it loads them too."""
+
+    @classmethod
+    def load_with_members(cls, directory: str | Path, load_member: ModelLoader) -> Recommender:
+        """`load`, with `load_member` reading each member's folder."""
+        ...
+

@@ -30,12 +30,13 @@ import torch
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, first_validation_split
+from zsrec.encoders.sentence_transformer import packaged_minilm_path
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
-from zsrec.models.base import Recommender, mask_seen
+from zsrec.models.base import ModelBuilder, ModelLoader, Recommender, mask_seen
 from zsrec.models.embedding_source import EmbeddingSource
-from zsrec.models.zero_shot import standardise
+from zsrec.models.finetuned import tiny_bert_config
 from zsrec.training.cross_encoder import (
     TINY_RANDOM,
     CrossEncoderTrainingSettings,
@@ -51,6 +52,7 @@ from zsrec.training.cross_encoder import (
     train_cross_encoder,
     training_pairs,
 )
+from zsrec.vectors import standardise
 
 WEIGHTS = "cross_encoder.safetensors"
 BACKBONE_CONFIG = "backbone_config.json"
@@ -116,9 +118,6 @@ def load_backbone(spec: str, n_labels: int, *, seed: int = 0) -> tuple[torch.nn.
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from zsrec.encoders.sentence_transformer import packaged_minilm_path
-    from zsrec.models.finetuned import tiny_bert_config
-
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights were newly initialised": the classifier, as intended
@@ -157,20 +156,20 @@ class CrossEncoderRecommender(Recommender):
         *,
         embeddings: EmbeddingSource | None = None,
         base: Recommender | None = None,
+        build_model: ModelBuilder | None = None,
     ) -> None:
         super().__init__(settings or CrossEncoderSettings())
         self._embeddings = embeddings
         self._base = base  # an unfitted base model to use instead of building `settings.base`
+        # builds the base model from its registered name; the registry passes its own (`cross_encoder_model`)
+        self._build_model = build_model
 
     # -- training ----------------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> Self:
-        from zsrec.models.registry import ModelContext, build_model
-
         s, t = self.settings, self.settings.training
         started = time.perf_counter()
         self._remember(data)
-        context = ModelContext(embeddings=self._embeddings, encoder=s.encoder, validation_level=s.base_validation_level)
-        base = self._base or build_model(s.base, context)
+        base = self._base or self._build_base()
         self.base_ = base.fit(data)
         base_seconds = time.perf_counter() - started
 
@@ -304,11 +303,25 @@ class CrossEncoderRecommender(Recommender):
         _save_texts(self.texts_, directory / TEXTS)
         super().save(directory)
 
+    def _build_base(self) -> Recommender:
+        if self._build_model is None:
+            raise ConfigError(
+                f"this cross-encoder cannot build its base model {self.settings.base!r}: pass base=, or make it "
+                "with zsrec.models.registry.cross_encoder_model (or build_model('cross-encoder', ...))"
+            )
+        return self._build_model(self.settings.base)
+
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        raise ConfigError(
+            f"{directory} holds a cross-encoder, made of other saved models: "
+            "load it with zsrec.models.registry.load_model"
+        )
 
-        from zsrec.models.registry import load_model
+    @classmethod
+    def load_with_members(cls, directory: str | Path, load_member: ModelLoader) -> Self:
+        """`load`, the base model read from `base/` by `load_member` (the registry's `load_model`)."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         directory = Path(directory)
         for needed in (WEIGHTS, BACKBONE_CONFIG, TOKENIZER, TRAINING_LOG, TEXTS, BASE):
@@ -318,7 +331,7 @@ class CrossEncoderRecommender(Recommender):
         config = json.loads((directory / "config.json").read_text())
         model.label_values_ = [float(v) for v in config["label_values"]]
         model.n_trainable_params_ = int(config["n_trainable_params"])
-        model.base_ = load_model(directory / BASE)
+        model.base_ = load_member(directory / BASE)
         backbone = json.loads((directory / BACKBONE_CONFIG).read_text())
         hf_config = AutoConfig.for_model(backbone.pop("model_type"), **backbone)
         network = AutoModelForSequenceClassification.from_config(hf_config)

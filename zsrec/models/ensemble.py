@@ -28,8 +28,8 @@ from scipy.stats import rankdata
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, tuning_folds
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.models.base import Recommender
+from zsrec.evaluation.ranking import new_pool_ndcg
+from zsrec.models.base import ModelBuilder, ModelLoader, Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.selection import held_out_masks, n_parts, paired_gate
 
@@ -126,18 +126,26 @@ class EnsembleRecommender(Recommender):
     name = "ensemble"
     _state = ("weights_",)
 
-    def __init__(self, settings: EnsembleSettings | None = None, *, embeddings: EmbeddingSource | None = None) -> None:
+    def __init__(
+        self,
+        settings: EnsembleSettings | None = None,
+        *,
+        embeddings: EmbeddingSource | None = None,
+        build_model: ModelBuilder | None = None,
+    ) -> None:
         super().__init__(settings or EnsembleSettings())
         self._embeddings = embeddings
+        # builds a member from its registered name; the registry passes its own (`registry.ensemble_model`)
+        self._build_model = build_model
 
     # -- fitting ------------------------------------------------------------------------------------------
     def _build_member(self, name: str) -> Recommender:
-        from zsrec.models.registry import ModelContext, build_model  # the registry imports this module
-
-        context = ModelContext(
-            embeddings=self._embeddings, encoder=self.settings.encoder, validation_level=self.settings.level
-        )
-        return build_model(name, context)
+        if self._build_model is None:
+            raise ConfigError(
+                "this ensemble cannot build its members: make it with zsrec.models.registry.ensemble_model "
+                "(or build_model('ensemble', ...)), which passes it a model builder"
+            )
+        return self._build_model(name)
 
     def fit(self, data: Dataset) -> Self:
         s = self.settings
@@ -309,13 +317,19 @@ class EnsembleRecommender(Recommender):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        from zsrec.models.registry import load_model
+        raise ConfigError(
+            f"{directory} holds an ensemble, made of other saved models: "
+            "load it with zsrec.models.registry.load_model"
+        )
 
+    @classmethod
+    def load_with_members(cls, directory: str | Path, load_member: ModelLoader) -> Self:
+        """`load`, each member read from its subfolder by `load_member` (the registry's `load_model`)."""
         model = super().load(directory)
         config = json.loads((Path(directory) / "config.json").read_text())
         model.tuning_ = config.get("tuning", {})
         model.fusion_ = model.tuning_.get("fusion", "score")
-        model.members_ = [load_model(Path(directory) / folder) for folder in config["member_folders"]]
+        model.members_ = [load_member(Path(directory) / folder) for folder in config["member_folders"]]
         if len(model.members_) != len(model.weights_):
             raise ConfigError(f"{directory}: {len(model.members_)} member folders for {len(model.weights_)} weights")
         return model

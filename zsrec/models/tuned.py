@@ -28,12 +28,13 @@ import numpy as np
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import tuning_folds
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
+from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.io import atomic_write_text
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.selection import held_out_masks, n_parts, paired_gate
-from zsrec.models.zero_shot import ZeroShotRecommender, ZeroShotSettings, preset, standardise
+from zsrec.models.zero_shot import ZeroShotRecommender, ZeroShotSettings, preset
+from zsrec.vectors import standardise
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,7 @@ class TunedZeroShot(Recommender):
             model.model_.n_users_,
             model.model_.histories_,
         )
+        model.ids_ = model.model_.ids_
         return model
 
 

@@ -14,13 +14,13 @@ from typing import Any, Self
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.models.base import Recommender
 from zsrec.models.baselines import TfidfRecommender, TfidfSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import interest_clusters, postprocess_embeddings
+from zsrec.vectors import history_weights, l2_normalize, standardise
 
 AGGREGATIONS = ("mean", "recency", "multi")
 POSTPROCESS = ("none", "center", "whiten")
@@ -176,12 +176,7 @@ class ZeroShotRecommender(Recommender):
         return l2_normalize(out)
 
     def _history_weights(self, n: int) -> np.ndarray:
-        if self.settings.aggregation == "recency":
-            age = np.arange(n - 1, -1, -1, dtype=np.float32)  # 0 for the latest event
-            w = np.power(np.float32(0.5), age / np.float32(self.settings.half_life))
-        else:
-            w = np.ones(n, dtype=np.float32)
-        return w / w.sum()
+        return history_weights(n, self.settings.aggregation, self.settings.half_life)
 
     def _history_scores(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
         if self.settings.aggregation != "multi":
@@ -254,15 +249,6 @@ class ZeroShotRecommender(Recommender):
 def _template_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild a template dataclass from JSON (lists back to tuples)."""
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "id"})
-
-
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Z-score each row over its finite entries (a constant row becomes all zeros)."""
-    x = np.asarray(scores, dtype=np.float32)
-    mean = x.mean(axis=1, keepdims=True)
-    std = x.std(axis=1, keepdims=True)
-    std[std == 0] = 1.0
-    return (x - mean) / std
 
 
 def _category_centroids(vectors: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:

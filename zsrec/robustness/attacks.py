@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from zsrec.errors import ConfigError
-from zsrec.robustness.perturb import (
+from zsrec.data.perturb import (
     casing_noise,
     frequent_words,
     item_rng,
@@ -28,6 +27,7 @@ from zsrec.robustness.perturb import (
     stuffing_keywords,
     typos,
 )
+from zsrec.errors import ConfigError
 
 TYPOS, STUFFING, NOISE, NO_BRAND = "typos", "stuffing", "noise", "no-brand"
 ATTACKS = (TYPOS, STUFFING, NOISE, NO_BRAND)

@@ -26,7 +26,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
 from zsrec.errors import ConfigError
 from zsrec.evaluation.metrics import bootstrap_ci, user_metrics
-from zsrec.models.base import Recommender
+from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.robustness.attacks import ATTACKS, STUFFING, AttackSettings, choose_stuffed_items, perturb_items
 
 
@@ -189,8 +189,10 @@ def robustness_of(
     for attack in settings.attacks:
         say(f"attack {attack}")
         attacked = attack_split(split, attack, settings.attack)
-        retext = getattr(model, "with_item_text", None)
-        attacked_model = retext(attacked.split.train) if callable(retext) else fit(attacked.split.train)
+        if isinstance(model, ReadsItemText):
+            attacked_model = model.with_item_text(attacked.split.train)
+        else:
+            attacked_model = fit(attacked.split.train)
         ranks, after_watched = new_pool_ranks(
             attacked_model, attacked.split, watched, seed=settings.seed, batch_size=settings.batch_size
         )

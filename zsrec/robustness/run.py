@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
+from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import Reporter, SilentReporter, json_ready, model_entries, prepare_split
-from zsrec.models.base import Recommender
+from zsrec.evaluation.run import model_entries, prepare_split
+from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models
+from zsrec.reporting import Reporter, SilentReporter, json_ready
 from zsrec.robustness.attacks import choose_stuffed_items
 from zsrec.robustness.evaluate import RobustnessSettings, attack_examples, robustness_of, settings_dict
+from zsrec.training.artifacts import check_evaluable, load_model_folder
 
 
 def run_robustness(
@@ -39,9 +42,6 @@ def run_robustness(
         `{"dataset", "protocol", "settings", "stuffed_items", "examples", "results": {model: robustness_of(...)},
         "models": {model: {"seconds"}}, "encoder", "zsrec_version", "created", "command"}`.
     """
-    from zsrec.models.registry import TEXT_MODELS, ModelContext, build_model, new_category_level
-    from zsrec.training.artifacts import check_evaluable, load_model_folder
-
     split_settings = split_settings or SplitSettings()
     settings = settings or RobustnessSettings()
     reporter = reporter or SilentReporter()
@@ -51,33 +51,70 @@ def run_robustness(
     if "popularity-oracle" in names:
         raise ConfigError("popularity-oracle reads the test targets, not text; leave it out of a robustness run")
     data, split = prepare_split(dataset, split_settings, reporter)
-    saved: dict[str, Recommender] = {}
-    for name in folders:  # every folder is loaded and checked before any model is fitted
-        model, record = load_model_folder(name)
-        check_evaluable(record, split.train, split, name, min_history=split_settings.min_history)
-        if not callable(getattr(model, "with_item_text", None)):
-            raise ConfigError(
-                f"{name} holds a saved {model.name!r}, which cannot re-read tampered item text; give the model "
-                "name instead (it is then refitted on each attacked catalog)"
-            )
-        saved[name] = model
-    if embeddings is None and any(n in TEXT_MODELS for n in names):
-        embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
-    ctx = ModelContext(embeddings=embeddings, encoder=encoder, validation_level=new_category_level(split))
+    saved = load_saved_models(folders, split, split_settings.min_history)
+    fitters = model_fitters(names, saved, split, encoder=encoder, embeddings=embeddings, reporter=reporter)
     results, timings = {}, {}
-    for name in names:
-
-        def fit(train: Dataset, name: str = name) -> Recommender:
-            if name in saved:  # fitted on this split's training data when it was trained; attacks re-read text
-                return saved[name]
-            return build_model(name, ctx).fit(train)
-
+    for name, fit in fitters.items():
         reporter.message(f"robustness of {name}")
         start = time.perf_counter()
         results[name] = robustness_of(
             fit, split, settings, progress=lambda text, n=name: reporter.message(f"{n}: {text}")
         )
         timings[name] = {"seconds": time.perf_counter() - start}
+    return result_document(data, split, split_settings, settings, results, timings, encoder=encoder, command=command)
+
+
+def load_saved_models(folders: Sequence[str], split: EvalSplit, min_history: int) -> dict[str, Recommender]:
+    """Every model folder, loaded and checked before any model is fitted: trained on this split, and able
+    to re-read tampered item text (`with_item_text`)."""
+    saved: dict[str, Recommender] = {}
+    for name in folders:
+        model, record = load_model_folder(name)
+        check_evaluable(record, split.train, split, name, min_history=min_history)
+        if not isinstance(model, ReadsItemText):
+            raise ConfigError(
+                f"{name} holds a saved {model.name!r}, which cannot re-read tampered item text; give the model "
+                "name instead (it is then refitted on each attacked catalog)"
+            )
+        saved[name] = model
+    return saved
+
+
+def model_fitters(
+    names: Sequence[str],
+    saved: dict[str, Recommender],
+    split: EvalSplit,
+    *,
+    encoder: str,
+    embeddings: EmbeddingSource | None,
+    reporter: Reporter,
+) -> dict[str, Callable[[Dataset], Recommender]]:
+    """Per model, `fit(train)`: a registered name is built and fitted on each (attacked) catalog; a saved
+    folder was fitted on this split's training data when it was trained, and attacks make it re-read text."""
+    if embeddings is None and any(n in text_models() for n in names):
+        embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
+    ctx = ModelContext(embeddings=embeddings, encoder=encoder, validation_level=new_category_level(split))
+
+    def fitter(name: str) -> Callable[[Dataset], Recommender]:
+        if name in saved:
+            return lambda train: saved[name]
+        return lambda train: build_model(name, ctx).fit(train)
+
+    return {name: fitter(name) for name in names}
+
+
+def result_document(
+    data: Dataset,
+    split: EvalSplit,
+    split_settings: SplitSettings,
+    settings: RobustnessSettings,
+    results: dict[str, Any],
+    timings: dict[str, Any],
+    *,
+    encoder: str,
+    command: Sequence[str],
+) -> dict[str, Any]:
+    """The JSON-ready record of a robustness run."""
     stuffed = choose_stuffed_items(split.new_items, settings.attack)
     doc = {
         "dataset": data.name,

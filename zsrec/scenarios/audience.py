@@ -16,6 +16,8 @@ import numpy as np
 
 from zsrec.data.dataset import Dataset
 from zsrec.errors import ConfigError
+from zsrec.evaluation.metrics import auc
+from zsrec.scenarios.ranking import ranks_of_relevant
 
 SCORINGS = ("soft-count", "profile")
 
@@ -136,9 +138,6 @@ def case_metrics(scores: np.ndarray, labels: np.ndarray, *, k: int = 10, seed: i
     >>> case_metrics(np.array([0.9, 0.1, 0.5]), np.array([True, False, False]), k=1)
     {'auc': 1.0, 'precision@1': 1.0}
     """
-    from zsrec.evaluation.metrics import auc
-    from zsrec.scenarios.ranking import ranks_of_relevant
-
     labels = np.asarray(labels, dtype=bool)
     ranks = ranks_of_relevant(np.asarray(scores)[None, :], [np.flatnonzero(labels)], seed=seed)[0]
     return {"auc": auc(ranks, len(labels)), f"precision@{k}": float(np.count_nonzero(ranks < k) / min(k, len(labels)))}

@@ -13,6 +13,7 @@ from zsrec.scenarios.adoption import AdoptionSettings, adoption_labels, eligible
 from zsrec.scenarios.audience import AudienceMember, rank_audience
 from zsrec.scenarios.forecast import forecast_categories
 from zsrec.scenarios.profile import InterestTag, interest_tags
+from zsrec.scenarios.report import profile_lines, similar_lines
 from zsrec.scenarios.similar import SimilarItem, similar_items
 from zsrec.scenarios.tasks import item_vectors
 
@@ -78,8 +79,6 @@ def scenario_examples(
 
 def example_lines(ex: ScenarioExamples) -> list[str]:
     """The examples as plain lines, one short block per scenario."""
-    from zsrec.scenarios.report import profile_lines, similar_lines
-
     lines = [f"Trend forecast (Σ calibrated P(adopt) over {ex.forecast_users:,} households; real adopters hidden):"]
     lines += [f"  {c:<28} expected {e:7.1f}   real {a:5d}" for c, e, a in ex.forecast]
     hits = sum(ex.audience_bought)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.lookup import find_user
 from zsrec.data.splits import resolve_categories
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
@@ -154,8 +155,6 @@ def profile(
     new_only: bool = False,
 ) -> list[InterestTag]:
     """The user's top `k` interest tags at `level`, each with the history items behind it."""
-    from zsrec.demo import find_user
-
     index = find_user(data, user)
     if data.category_depth() < level:
         raise ConfigError(f"the catalog has no categories at level {level} (deepest level: {data.category_depth()})")

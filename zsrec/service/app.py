@@ -17,19 +17,21 @@ import gc
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from zsrec.encoders import load_encoder
 from zsrec.errors import ConfigError, ZsrecError
 from zsrec.service import schemas as s
+from zsrec.service.bundle import Manifest
 from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
 from zsrec.service.index import IndexSettings
@@ -85,13 +87,27 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     """The service for the folder `model_dir` (written by `zsrec train` / `write_service_folder`)."""
     folder = Path(model_dir)
     config = config or ServiceConfig.from_env()
+    app = FastAPI(
+        title="zsrec",
+        summary="Zero-shot recommendations for new items and categories, updated live.",
+        lifespan=_lifespan(folder, config),
+    )
+    app.state.folder = folder
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, _error_response(404))
+    app.add_exception_handler(EncoderUnavailableError, _error_response(503))
+    app.add_exception_handler(ZsrecError, _error_response(422))
+    app.include_router(router)
+    return app
+
+
+def _lifespan(folder: Path, config: ServiceConfig) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the engine (and its encoder) at start-up, close them at shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from threadpoolctl import threadpool_limits
-
-        from zsrec.encoders import load_encoder
-        from zsrec.service.bundle import Manifest
 
         # One BLAS/OpenMP thread per request: requests already run in parallel, and nested threads on a
         # small machine made exact search 12x slower (3.9 vs 47 req/s measured, /work/shared/INFRA.md).
@@ -124,136 +140,144 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
                 encoder.close()
             limits.restore_original_limits()
 
-    app = FastAPI(
-        title="zsrec",
-        summary="Zero-shot recommendations for new items and categories, updated live.",
-        lifespan=lifespan,
+    return lifespan
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    # FastAPI's own handler echoes the input as UTF-8 and fails (500) on a lone surrogate; ASCII escapes
+    # keep any input printable.
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
+
+
+def _error_response(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler answering `status` with the exception's message as `detail`."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"detail": str(exc)})
+
+    return handle
+
+
+# -- routes: each parses in the event loop and does its work in the read or the write pool ----------------
+router = APIRouter()
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+async def _read(request: Request, work: Callable[..., Any], *args: Any) -> Any:
+    return await _in_pool(request.app.state.reads, work, *args)
+
+
+async def _write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
+    return await _in_pool(request.app.state.writes, work, *args)
+
+
+@router.get("/health", response_model=s.Health)
+async def health(request: Request) -> s.Health:
+    return await _read(request, _health, _engine(request), request.app.state.folder)
+
+
+def _health(e: Engine, folder: Path) -> s.Health:
+    described = e.index.describe()
+    return s.Health(
+        status="ok",
+        model_id=_model_id(folder),
+        encoder=e.manifest.encoder_model_id,
+        items=e.n_items,
+        users=len(e._user_row),
+        index=str(described["kind"]),
+        index_recall_at_10=float(described["recall_at_10"]),
+        store_version=e.store.version,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        # FastAPI's own handler echoes the input as UTF-8 and fails (500) on a lone surrogate; ASCII escapes
-        # keep any input printable.
-        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
-        return Response(body, status_code=422, media_type="application/json")
 
-    @app.exception_handler(NotFoundError)
-    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+@router.post("/recommend", response_model=s.RecommendResponse)
+async def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
+    return await _read(request, _recommend, _engine(request), body)
 
-    @app.exception_handler(EncoderUnavailableError)
-    async def unavailable(request: Request, exc: EncoderUnavailableError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
 
-    @app.exception_handler(ZsrecError)
-    async def unusable(request: Request, exc: ZsrecError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    def engine(request: Request) -> Engine:
-        return request.app.state.engine
-
-    async def read(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-        return await _in_pool(request.app.state.reads, work, *args)
-
-    async def write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
-        return await _in_pool(request.app.state.writes, work, *args)
-
-    @app.get("/health", response_model=s.Health)
-    async def health(request: Request) -> s.Health:
-        return await read(request, _health, engine(request))
-
-    def _health(e: Engine) -> s.Health:
-        described = e.index.describe()
-        return s.Health(
-            status="ok",
-            model_id=_model_id(folder),
-            encoder=e.manifest.encoder_model_id,
-            items=e.n_items,
-            users=len(e._user_row),
-            index=str(described["kind"]),
-            index_recall_at_10=float(described["recall_at_10"]),
-            store_version=e.store.version,
-        )
-
-    @app.post("/recommend", response_model=s.RecommendResponse)
-    async def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
-        return await read(request, _recommend, engine(request), body)
-
-    def _recommend(e: Engine, body: s.RecommendRequest) -> s.RecommendResponse:
-        hits = e.recommend(
-            user_id=body.user_id,
-            history=body.history,
-            profile=body.profile,
-            k=body.k,
-            categories=body.categories,
-            exclude_seen=body.exclude_seen,
-        )
-        return s.RecommendResponse(
-            items=[
-                s.ScoredItem(
-                    item_id=e.item_id(h.row),
-                    title=e.title(h.row),
-                    category=e.category(h.row),
-                    score=h.score,
-                    because=[s.Because(item_id=e.item_id(r), title=e.title(r), contribution=c) for r, c in h.because],
-                )
-                for h in hits
-            ]
-        )
-
-    @app.post("/items", response_model=s.ItemsResponse)
-    async def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
-        return await write(request, _post_items, engine(request), body)
-
-    def _post_items(e: Engine, body: s.ItemsRequest) -> s.ItemsResponse:
-        records = [
-            ItemRecord(i.item_id, i.title, i.category, i.description, i.brand, i.extra_text()) for i in body.items
+def _recommend(e: Engine, body: s.RecommendRequest) -> s.RecommendResponse:
+    hits = e.recommend(
+        user_id=body.user_id,
+        history=body.history,
+        profile=body.profile,
+        k=body.k,
+        categories=body.categories,
+        exclude_seen=body.exclude_seen,
+    )
+    return s.RecommendResponse(
+        items=[
+            s.ScoredItem(
+                item_id=e.item_id(h.row),
+                title=e.title(h.row),
+                category=e.category(h.row),
+                score=h.score,
+                because=[s.Because(item_id=e.item_id(r), title=e.title(r), contribution=c) for r, c in h.because],
+            )
+            for h in hits
         ]
-        e.upsert_items(records)
-        ids = list(dict.fromkeys(r.item_id for r in records))
-        return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
+    )
 
-    @app.delete("/items/{item_id}", response_model=s.DeleteResponse)
-    async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
-        return await write(request, _delete_item, engine(request), item_id)
 
-    def _delete_item(e: Engine, item_id: str) -> s.DeleteResponse:
-        e.delete_item(item_id)
-        return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
+@router.post("/items", response_model=s.ItemsResponse)
+async def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
+    return await _write(request, _post_items, _engine(request), body)
 
-    @app.post("/similar", response_model=s.SimilarResponse)
-    async def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
-        return await read(request, _similar, engine(request), body)
 
-    def _similar(e: Engine, body: s.SimilarRequest) -> s.SimilarResponse:
-        hits = e.similar(
-            item_id=body.item_id, text=body.text, k=body.k, other_categories_only=body.other_categories_only
-        )
-        return s.SimilarResponse(
-            items=[
-                s.SimilarItem(item_id=e.item_id(h.row), title=e.title(h.row), category=e.category(h.row), score=h.score)
-                for h in hits
-            ]
-        )
+def _post_items(e: Engine, body: s.ItemsRequest) -> s.ItemsResponse:
+    records = [ItemRecord(i.item_id, i.title, i.category, i.description, i.brand, i.extra_text()) for i in body.items]
+    e.upsert_items(records)
+    ids = list(dict.fromkeys(r.item_id for r in records))
+    return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
 
-    @app.post("/audience", response_model=s.AudienceResponse)
-    async def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
-        return await read(request, _audience, engine(request), body)
 
-    def _audience(e: Engine, body: s.AudienceRequest) -> s.AudienceResponse:
-        found = e.audience(text=body.text, item_id=body.item_id, category=body.category, k=body.k)
-        return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
+@router.delete("/items/{item_id}", response_model=s.DeleteResponse)
+async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
+    return await _write(request, _delete_item, _engine(request), item_id)
 
-    @app.post("/events", response_model=s.EventsResponse)
-    async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
-        return await write(request, _events, engine(request), body)
 
-    def _events(e: Engine, body: s.EventsRequest) -> s.EventsResponse:
-        created = e.add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
-        return s.EventsResponse(recorded=len(body.events), users_created=created)
+def _delete_item(e: Engine, item_id: str) -> s.DeleteResponse:
+    e.delete_item(item_id)
+    return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
 
-    return app
+
+@router.post("/similar", response_model=s.SimilarResponse)
+async def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
+    return await _read(request, _similar, _engine(request), body)
+
+
+def _similar(e: Engine, body: s.SimilarRequest) -> s.SimilarResponse:
+    hits = e.similar(item_id=body.item_id, text=body.text, k=body.k, other_categories_only=body.other_categories_only)
+    return s.SimilarResponse(
+        items=[
+            s.SimilarItem(item_id=e.item_id(h.row), title=e.title(h.row), category=e.category(h.row), score=h.score)
+            for h in hits
+        ]
+    )
+
+
+@router.post("/audience", response_model=s.AudienceResponse)
+async def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
+    return await _read(request, _audience, _engine(request), body)
+
+
+def _audience(e: Engine, body: s.AudienceRequest) -> s.AudienceResponse:
+    found = e.audience(text=body.text, item_id=body.item_id, category=body.category, k=body.k)
+    return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
+
+
+@router.post("/events", response_model=s.EventsResponse)
+async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
+    return await _write(request, _events, _engine(request), body)
+
+
+def _events(e: Engine, body: s.EventsRequest) -> s.EventsResponse:
+    created = e.add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
+    return s.EventsResponse(recorded=len(body.events), users_created=created)
 
 
 async def _in_pool(pool: CapacityLimiter, work: Callable[..., Any], *args: Any) -> Any:

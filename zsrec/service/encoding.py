@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+from zsrec.encoders import load_encoder
 from zsrec.encoders.base import Kind, TextEncoder
 from zsrec.errors import ZsrecError
 
@@ -45,8 +46,6 @@ def _load(spec: str, threads: int, parent: int, nice: int = 0) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read when torch is imported
         os.environ[name] = str(threads)
-    from zsrec.encoders import load_encoder
-
     _ENCODER = load_encoder(spec)
     if "torch" in sys.modules:  # imported before the variables above were set (e.g. by the parent's main module)
         sys.modules["torch"].set_num_threads(threads)

@@ -26,6 +26,7 @@ from zsrec.errors import ZsrecError
 from zsrec.service.bundle import DATABASE, INDEX_DIR, Manifest
 from zsrec.service.index import ExactIndex, IndexSettings, IVFIndex, VectorIndex, load_snapshot, save_snapshot
 from zsrec.service.store import CatalogStore, ItemRecord
+from zsrec.vectors import history_weights
 
 CATEGORY_SEP = " > "
 EXPLAIN_TOP = 3  # history items named in each recommendation's explanation
@@ -400,12 +401,7 @@ class Engine:
         return np.fromiter(rows, dtype=np.int64)
 
     def _history_weights(self, n: int) -> np.ndarray:
-        if self.manifest.aggregation == "recency":
-            age = np.arange(n - 1, -1, -1, dtype=np.float32)
-            w = np.power(np.float32(0.5), age / np.float32(self.manifest.half_life))
-        else:
-            w = np.ones(n, dtype=np.float32)
-        return (w / w.sum()).astype(np.float32)
+        return history_weights(n, self.manifest.aggregation, self.manifest.half_life)
 
     def _explain(self, found: np.ndarray, history: list[int], weights: np.ndarray) -> list[list[tuple[int, float]]]:
         """Per hit, the history items with the largest share w_h·cos(h, item) of its score, largest first."""

@@ -16,7 +16,7 @@ The parameters' gradient is clean + `weight` · adversarial. A trainer calls `ba
 would call `loss.backward()`; its `loss_fn` must run the same forward passes in the same order each time
 (the hook matches perturbations to embedding calls by position).
 
-Text-level augmentation (`augment`) names perturbations from `zsrec.robustness.perturb` applied to training
+Text-level augmentation (`augment`) names perturbations from `zsrec.data.perturb` applied to training
 item texts; the trainers apply it, since only they know which texts are training texts (never test items).
 """
 
@@ -31,11 +31,21 @@ import pandas as pd
 import torch
 from torch import nn
 
+from zsrec.data.perturb import (
+    casing_noise,
+    frequent_words,
+    punctuation_noise,
+    remove_brand,
+    stuff_keywords,
+    stuffing_keywords,
+    typos,
+)
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
+from zsrec.training.options import parse_fields
 
 METHODS = ("none", "fgm", "pgd")
-#: text perturbations a trainer may apply to training texts (names of `zsrec.robustness.perturb` kinds)
+#: text perturbations a trainer may apply to training texts (names of `zsrec.data.perturb` kinds)
 AUGMENTATIONS = ("typos", "casing", "punctuation", "stuffing", "brand")
 #: how stuffed copies train: as extra negatives beside the positive, or (heads only) "no-gain": a logistic
 #: penalty whenever a stuffed copy outscores its own original for the pair's user
@@ -98,8 +108,6 @@ class AdversarialSettings:
 def parse_adversarial(spec: str) -> AdversarialSettings:
     """`AdversarialSettings` from the CLI's one-option form: comma-separated `field=value` pairs, several
     augmentations joined by `+`, e.g. `method=pgd,epsilon=0.5` or `augment=typos+stuffing,augment_prob=0.5`."""
-    from zsrec.training.options import parse_fields
-
     return AdversarialSettings(**parse_fields(AdversarialSettings, spec, "--adversarial"))
 
 
@@ -262,8 +270,6 @@ class TextAugmenter:
         """An augmenter over `training_items` (indexes into `items`), `categories` the items' categories."""
         if not settings.augment:
             return cls(settings)
-        from zsrec.robustness.perturb import frequent_words, stuffing_keywords
-
         titles = items["title"].astype(str).tolist()
         brands = items["brand"].fillna("").astype(str).tolist() if "brand" in items else [""] * len(items)
         pool = np.unique(np.asarray(training_items, dtype=np.int64))
@@ -289,8 +295,6 @@ class TextAugmenter:
         """`text` of training item `item`, perturbed with probability `augment_prob`."""
         if not self._title_kinds or self._render is None or rng.random() >= self.settings.augment_prob:
             return text
-        from zsrec.robustness.perturb import casing_noise, punctuation_noise, remove_brand, typos
-
         kind = self._title_kinds[int(rng.integers(len(self._title_kinds)))]
         title = self._titles[item]
         if kind == "typos":
@@ -320,8 +324,6 @@ class TextAugmenter:
 
     def _stuffed(self, item: int, rng: np.random.Generator) -> str:
         """Item `item`'s text with 1 to `stuffing_words` of its foreign frequent words appended to the title."""
-        from zsrec.robustness.perturb import stuff_keywords
-
         words = self._keywords[item]
         k = int(rng.integers(1, len(words) + 1)) if words else 0
         return self._render(item, stuff_keywords(self._titles[item], words[:k]), False)  # type: ignore[misc]

@@ -26,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from zsrec import __version__
+from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, LEAVE_ONE_OUT, EvalSplit, SplitSettings
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_text
 from zsrec.models.base import Recommender
+from zsrec.models.registry import load_model
+from zsrec.reporting import json_ready
 
 TRAINING_FILE = "training.json"
 #: `protocol` of a model trained on every interaction (nothing held out: for production, not for evaluation)
@@ -179,8 +181,6 @@ def is_model_folder(name: str) -> bool:
 
 def load_model_folder(directory: str | Path) -> tuple[Recommender, TrainingRecord | None]:
     """The model in a folder and its training record (None for a folder saved by `save` alone)."""
-    from zsrec.models.registry import load_model
-
     directory = Path(directory)
     model = load_model(directory)
     path = directory / TRAINING_FILE
@@ -242,6 +242,4 @@ def record_heldout_items(record: TrainingRecord, data: Dataset) -> np.ndarray:
 
 
 def _jsonable(value: Any) -> Any:
-    from zsrec.evaluation.run import json_ready
-
     return json_ready(value)

@@ -32,8 +32,8 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
-from zsrec.evaluation.run import Reporter, SilentReporter
+from zsrec.evaluation.ranking import new_pool_ndcg
+from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 from zsrec.training.loop import Stopping, Validation, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice

@@ -33,7 +33,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
 from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import new_pool_ndcg
+from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.training.loop import Stopping, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
 

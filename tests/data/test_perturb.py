@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zsrec.errors import ConfigError
-from zsrec.robustness import perturb
-from zsrec.robustness.perturb import (
+from zsrec.data import perturb
+from zsrec.data.perturb import (
     casing_noise,
     frequent_words,
     item_rng,
@@ -22,6 +21,7 @@ from zsrec.robustness.perturb import (
     title_words,
     typos,
 )
+from zsrec.errors import ConfigError
 
 TITLE = "Nitrile Exam Gloves, Powder-Free, Large (100 Count)"
 

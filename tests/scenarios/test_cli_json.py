@@ -1,0 +1,51 @@
+"""`--json` on the scenario commands: one JSON document on stdout holding what the text shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zsrec.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZSREC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def shop_dir(shop2, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("shop2")
+    shop2.items.to_csv(folder / "items.csv", index=False)
+    inter = shop2.interactions.copy()
+    inter["user_id"] = shop2.users["user_id"].to_numpy()[inter["user"]]
+    inter["item_id"] = shop2.items["item_id"].to_numpy()[inter["item"]]
+    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "key"),
+    [
+        ("similar", ["--item", "i0", "--k", "3"], "similar"),
+        ("audience", ["--text", "lantern for camping outdoor", "--k", "3"], "users"),
+        ("profile", ["--user", "u0", "--k", "2"], "tags"),
+        ("forecast", ["--category", "Lanterns"], "forecast"),
+    ],
+)
+def test_scenario_commands_print_one_json_document(command: str, options: list[str], key: str, shop_dir: Path) -> None:
+    text = CliRunner().invoke(app, [command, str(shop_dir), *options, "--encoder", "hashing"])
+    result = CliRunner().invoke(app, [command, str(shop_dir), *options, "--encoder", "hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    if command == "forecast":
+        assert doc["actual"] == 23 and doc["forecast"]["expected_adopters"] > 0
+        assert f"{doc['forecast']['expected_adopters']:.1f} of" in text.stdout
+        return
+    assert len(doc[key]) == (2 if command == "profile" else 3)
+    first = doc[key][0]
+    shown = first.get("item_id") or first.get("user_id") or first.get("tag")
+    assert str(shown) in text.stdout
