@@ -32,6 +32,7 @@ from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ensemble import DEFAULT_MEMBERS, EnsembleRecommender, EnsembleSettings
 from zsrec.models.finetuned import TINY_RANDOM, FinetunedTwoTower, two_tower_model
 from zsrec.models.heads import HeadSettings, MlpHeadRecommender, SeedLinearRecommender, TwoTowerRecommender
+from zsrec.models.launch import LaunchRanker, LaunchSettings
 from zsrec.models.lightfm_model import LightFmRecommender
 from zsrec.models.tuned import TunedZeroShot, TuningSettings
 from zsrec.models.zero_shot import PRESETS, ZeroShotRecommender, ZeroShotSettings, preset
@@ -191,6 +192,15 @@ SPECS: dict[str, ModelSpec] = _specs(
         saved=TunedZeroShot,  # listed before the presets' class, which also reads old "zero-shot" folders
     ),
     *(ModelSpec(name, _zero_shot_preset(name), reads_text=True, saved=ZeroShotRecommender) for name in PRESETS),
+    # the new-category model: tuned zero-shot plus collaborative bridges, then the first purchases
+    ModelSpec(
+        "launch-ranker",
+        lambda ctx: LaunchRanker(
+            LaunchSettings(encoder=ctx.encoder, level=ctx.validation_level), embeddings=ctx.embeddings
+        ),
+        reads_text=True,
+        saved=LaunchRanker,
+    ),
     # trained on warm-category interactions over frozen text embeddings
     *(
         ModelSpec(cls.name, _head(cls), HeadTrainingSettings, reads_text=True, saved=cls)

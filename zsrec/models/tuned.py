@@ -17,6 +17,8 @@ grid's scores are kept in `tuning_` and written to config.json.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field, replace
@@ -106,10 +108,16 @@ class TunedZeroShot(Recommender):
     def fit(self, data: Dataset) -> Self:
         s = self.settings
         self._embeddings = self._embeddings or EmbeddingSource(s.base.encoder)
-        self.tuning_ = self._tune(data)
+        key = _tuning_key(data, s, self._embeddings)
+        if key not in _TUNING_MEMO:
+            _TUNING_MEMO[key] = self._tune(data)
+            while len(_TUNING_MEMO) > _TUNING_MEMO_SIZE:
+                _TUNING_MEMO.pop(next(iter(_TUNING_MEMO)))
+        self.tuning_ = copy.deepcopy(_TUNING_MEMO[key])
         best = ZeroShotSettings.from_dict(self.tuning_["best"])
         self.model_ = ZeroShotRecommender(best, embeddings=self._embeddings).fit(data)
         self._remember(data)
+        self.histories_ = self.model_.histories_  # one list: events folded in here reach the scoring model
         return self
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -241,6 +249,26 @@ class TunedZeroShot(Recommender):
         )
         model.ids_ = model.model_.ids_
         return model
+
+
+#: tuning results of this process by (data, settings, encoder): the grid search is deterministic and the most
+#: expensive step, and an evaluation fits it more than once on the same training data (`zero-shot` itself and
+#: `launch-ranker`'s zero-shot part)
+_TUNING_MEMO: dict[str, dict[str, Any]] = {}
+_TUNING_MEMO_SIZE = 4
+
+
+def _tuning_key(data: Dataset, settings: TuningSettings, embeddings: EmbeddingSource) -> str:
+    """A fingerprint of what the tuning reads: catalog text, interactions, settings and the encoder."""
+    digest = hashlib.sha256()
+    for column in ("item_id", "title", "category", "description", "brand"):
+        if column in data.items.columns:
+            digest.update("\x1f".join(data.items[column].astype(str)).encode("utf-8"))
+    for column in ("user", "item"):
+        digest.update(np.ascontiguousarray(data.interactions[column].to_numpy(dtype=np.int64)).tobytes())
+    digest.update(repr(settings).encode("utf-8"))
+    digest.update(embeddings.encoder.model_id.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def _mean_over_folds(per_user: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:

@@ -139,7 +139,13 @@ class ZeroShotRecommender(Recommender):
             for part in ("lexical", "char")
             if getattr(s, f"{part}_weight") > 0
         }
+        self._share_histories()
         return self
+
+    def _share_histories(self) -> None:
+        """The lexical parts read the same history list, so events folded in later reach them too."""
+        for model in self._lexical.values():
+            model.histories_ = self.histories_
 
     # -- scoring -----------------------------------------------------------------------------------------
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -239,6 +245,7 @@ class ZeroShotRecommender(Recommender):
             for part in ("lexical", "char")
             if getattr(model.settings, f"{part}_weight") > 0
         }
+        model._share_histories()
         return model
 
     @classmethod
