@@ -1,0 +1,254 @@
+"""Benchmark: `launch-ranker` on new categories, at launch and as the first purchases arrive.
+
+    make bench-launch        # = .venv/bin/python benchmarks/launch.py  (all stages, then the docs section)
+    .venv/bin/python benchmarks/launch.py --stage launch-amazon1 [--stage ...]   # some stages only
+    .venv/bin/python benchmarks/launch.py --render-only                          # docs from saved JSON
+
+Stages (each writes docs/benchmarks/launch/STAGE.json; --render-only rebuilds the section from them):
+- launch-amazon1, launch-amazon2, launch-cj2: 10 seeded 20% draws (Amazon Scientific at levels 1 and 2,
+  Complete Journey's demo reduction at level 2), new pool, NDCG@10: tfidf, bm25, lightfm, zero-shot and
+  launch-ranker, with each model's ratio to the strongest baseline (tfidf, bm25, lightfm) of each draw;
+- warmup-amazon1, warmup-cj2: 5 draws with 0, 1, 2, 5 and 10% of each draw's adopters revealed (earliest
+  first), against popularity, als, tfidf and bm25 fed the same purchases (lightfm refits from scratch on every
+  share, too slow here, and is left out of the warm-up);
+- named: the named splits of docs/benchmarks.md (Amazon Scientific's four level-1 categories, the demo's five
+  Complete Journey level-2 categories) with 95% CIs;
+- speed: fitting launch-ranker on Complete Journey (demo reduction, every interaction), folding 1,000 new events
+  into it, and a save/load round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from common import REPO, machine_line, write_section  # noqa: E402
+
+from zsrec.data import load_dataset  # noqa: E402
+from zsrec.data.splits import SplitSettings, make_split  # noqa: E402
+from zsrec.demo import DEMO_CATEGORIES, keep_popular_items  # noqa: E402
+from zsrec.evaluation.draws import run_draws  # noqa: E402
+from zsrec.evaluation.evaluate import EvalSettings  # noqa: E402
+from zsrec.evaluation.run import run_evaluation  # noqa: E402
+from zsrec.io import atomic_write_text  # noqa: E402
+from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
+from zsrec.models.registry import ModelContext, build_model, load_model  # noqa: E402
+
+AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
+OUT = REPO / "docs" / "benchmarks" / "launch"
+SCIENTIFIC_CATEGORIES = (
+    "Hydraulics, Pneumatics & Plumbing",
+    "Lab & Scientific Products",
+    "Occupational Health & Safety Products",
+    "Professional Dental Supplies",
+)
+LAUNCH_MODELS = ("tfidf", "bm25", "lightfm", "zero-shot", "launch-ranker")
+WARMUP_MODELS = ("popularity", "als", "tfidf", "bm25", "zero-shot", "launch-ranker")
+SHARES = ("0", "0.01", "0.02", "0.05", "0.1")
+LAUNCH_DRAWS, WARMUP_DRAWS = 10, 5
+DRAW_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=0)
+NAMED_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=1000)
+STAGES = ("launch-amazon1", "launch-amazon2", "launch-cj2", "warmup-amazon1", "warmup-cj2", "named", "speed")
+
+
+def shop(name: str):
+    if name == "amazon":
+        if not (AMAZON / "Scientific.item.json").exists():
+            sys.exit(f"{AMAZON} not found: this benchmark reads ../shared/data/amazon-scientific")
+        return load_dataset(f"amazon-lcrec:{AMAZON}")
+    return keep_popular_items(load_dataset("completejourney"), 30)  # the demo's reduction
+
+
+def run_stage(stage: str, embeddings: EmbeddingSource) -> dict:
+    if stage.startswith("launch-") or stage.startswith("warmup-"):
+        kind, where = stage.split("-")
+        name, level = where[:-1], int(where[-1])
+        name = "amazon" if name == "amazon" else "completejourney"
+        warm = kind == "warmup"
+        return run_draws(
+            shop(name),
+            WARMUP_MODELS if warm else LAUNCH_MODELS,
+            SplitSettings(level=level, holdout_fraction=0.2, seed=0),
+            DRAW_EVAL,
+            draws=WARMUP_DRAWS if warm else LAUNCH_DRAWS,
+            reveal=SHARES if warm else (),
+            embeddings=embeddings,
+        )
+    if stage == "named":
+        return {
+            "amazon": run_evaluation(
+                shop("amazon"),
+                LAUNCH_MODELS,
+                SplitSettings(level=1, categories=SCIENTIFIC_CATEGORIES),
+                NAMED_EVAL,
+                embeddings=embeddings,
+            ),
+            "completejourney": run_evaluation(
+                shop("cj"),
+                LAUNCH_MODELS,
+                SplitSettings(level=2, categories=DEMO_CATEGORIES),
+                NAMED_EVAL,
+                embeddings=embeddings,
+            ),
+        }
+    return speed(embeddings)
+
+
+def speed(embeddings: EmbeddingSource) -> dict:
+    """Fit time on every interaction of Complete Journey's demo reduction; 1,000 events folded into a model
+    fitted on the named split (its test users' first purchases of the new items); save and load."""
+    data = shop("cj")
+    ctx = ModelContext(embeddings=embeddings, validation_level=2)
+    start = time.perf_counter()
+    build_model("launch-ranker", ctx).fit(data)
+    fit_all = time.perf_counter() - start
+    split = make_split(data, SplitSettings(level=2, categories=DEMO_CATEGORIES))
+    model = build_model("launch-ranker", ctx).fit(split.train)
+    events = pd.DataFrame(
+        [(int(u), int(i)) for u, t in zip(split.test_users, split.targets, strict=True) for i in t][:1000],
+        columns=["user", "item"],
+    )
+    start = time.perf_counter()
+    model.partial_fit(events)
+    update = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "m")
+        loaded = load_model(Path(tmp) / "m")
+        users = split.test_users[:200]
+        identical = bool(np.array_equal(loaded.score(users, split.new_items), model.score(users, split.new_items)))
+        pickles = [p.name for p in Path(tmp).rglob("*.pkl")]
+    return {
+        "items": data.n_items,
+        "interactions": len(data.interactions),
+        "fit_seconds_all_interactions": fit_all,
+        "events": len(events),
+        "update_seconds": update,
+        "popularity_choice": model.popularity_choice_,
+        "reload_identical_scores": identical,
+        "pickle_files": pickles,
+    }
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+def draws_table(doc: dict, models) -> list[str]:
+    ratio = doc["ratio_to_strongest_baseline"]
+    lines = ["| model | median NDCG@10 | q1–q3 | range | median ratio to strongest baseline | ratio range |"]
+    lines.append("|---|---|---|---|---|---|")
+    for m in models:
+        s = doc["summary"][m]["new"]["ndcg@10"]
+        r = ratio["summary"].get(m) if ratio else None
+        rcells = f"{r['median']:.2f}× | {r['min']:.2f}–{r['max']:.2f}×" if r else "— | —"
+        lines.append(
+            f"| {m} | {s['median']:.4f} | {s['q1']:.4f}–{s['q3']:.4f} | {s['min']:.4f}–{s['max']:.4f} | {rcells} |"
+        )
+    return lines
+
+
+def per_draw_table(doc: dict, models) -> list[str]:
+    lines = ["| seed | " + " | ".join(models) + " | strongest baseline |", "|---" * (len(models) + 2) + "|"]
+    strongest = doc["ratio_to_strongest_baseline"]["strongest"]
+    for d, best in zip(doc["draws"], strongest, strict=True):
+        cells = [f"{d['results'][m]['new']['ndcg@10']:.4f}" for m in models]
+        lines.append(f"| {d['protocol']['seed']} | " + " | ".join(cells) + f" | {best} |")
+    return lines
+
+
+def warmup_table(doc: dict) -> list[str]:
+    lines = ["| revealed | " + " | ".join(WARMUP_MODELS) + " | launch-ranker / strongest baseline (median, range) |"]
+    lines.append("|---" * (len(WARMUP_MODELS) + 2) + "|")
+    for share in doc["reveal_values"]:
+        summary = doc["summary"][share]
+        cells = [f"{summary[m]['new']['ndcg@10']['median']:.4f}" for m in WARMUP_MODELS]
+        r = doc["ratio_to_strongest_baseline"][share]["summary"]["launch-ranker"]
+        lines.append(
+            f"| {float(share):.0%} | " + " | ".join(cells) + f" | {r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f}×) |"
+        )
+    return lines
+
+
+def named_table(doc: dict) -> list[str]:
+    lines = ["| model | NDCG@10 | 95% CI |", "|---|---|---|"]
+    for m in LAUNCH_MODELS:
+        r = doc["results"][m]["new"]
+        lo, hi = r["ndcg@10_ci"]
+        lines.append(f"| {m} | {r['ndcg@10']:.4f} | [{lo:.4f}, {hi:.4f}] |")
+    return lines
+
+
+def render() -> str:
+    docs = {s: json.loads((OUT / f"{s}.json").read_text()) for s in STAGES if (OUT / f"{s}.json").exists()}
+    meta = json.loads((OUT / "run.json").read_text()) if (OUT / "run.json").exists() else {}
+    out = ["## Launch ranker: new categories at launch and as the first purchases arrive", ""]
+    out.append(f"`{meta.get('command', 'python benchmarks/launch.py')}`. {meta.get('machine', '')}")
+    out.append("")
+    titles = {
+        "launch-amazon1": "Amazon Scientific, level 1",
+        "launch-amazon2": "Amazon Scientific, level 2",
+        "launch-cj2": "Complete Journey (demo reduction), level 2",
+    }
+    for stage, title in titles.items():
+        if stage in docs:
+            out += [f"### At launch: {title}, {LAUNCH_DRAWS} seeded 20% draws (new pool)", ""]
+            out += draws_table(docs[stage], LAUNCH_MODELS) + [""] + per_draw_table(docs[stage], LAUNCH_MODELS) + [""]
+    for stage, title in (("warmup-amazon1", "Amazon Scientific, level 1"), ("warmup-cj2", "Complete Journey, level 2")):
+        if stage in docs:
+            out += [f"### Warm-up: {title}, {WARMUP_DRAWS} draws, median NDCG@10 of the users not revealed", ""]
+            out += warmup_table(docs[stage]) + [""]
+    if "named" in docs:
+        for shop_name, title in (
+            ("amazon", "Amazon Scientific, four level-1 categories"),
+            ("completejourney", "Complete Journey, the demo's five level-2 categories"),
+        ):
+            out += [f"### Named split: {title}", ""] + named_table(docs["named"][shop_name]) + [""]
+    if "speed" in docs:
+        s = docs["speed"]
+        out += [
+            "### Speed and saving",
+            "",
+            f"- Fit on Complete Journey's demo reduction ({s['items']:,} items, {s['interactions']:,} interactions, "
+            f"every interaction): {s['fit_seconds_all_interactions']:.0f} s.",
+            f"- Folding {s['events']:,} new events into a fitted model (histories, revealed counts, the popularity "
+            f"weight chosen again): {s['update_seconds']:.2f} s.",
+            f"- Saved and loaded: identical scores {s['reload_identical_scores']}; pickle files: "
+            f"{len(s['pickle_files'])}.",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", action="append", choices=STAGES, help="run only these stages (repeatable)")
+    parser.add_argument("--render-only", action="store_true", help="rebuild the docs section from saved JSON")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.render_only:
+        embeddings = EmbeddingSource("minilm")
+        start = time.perf_counter()
+        for stage in args.stage or STAGES:
+            print(f"== {stage}", flush=True)
+            stage_start = time.perf_counter()
+            doc = run_stage(stage, embeddings)
+            doc = {"seconds": time.perf_counter() - stage_start, **doc} if isinstance(doc, dict) else doc
+            atomic_write_text(OUT / f"{stage}.json", json.dumps(doc, indent=1, default=float))
+        meta = {
+            "command": "python benchmarks/launch.py" + "".join(f" --stage {s}" for s in args.stage or ()),
+            "machine": machine_line((time.perf_counter() - start) / 60),
+        }
+        atomic_write_text(OUT / "run.json", json.dumps(meta, indent=1))
+    write_section("launch", render())
+
+
+if __name__ == "__main__":
+    main()
