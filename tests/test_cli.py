@@ -315,6 +315,8 @@ def test_demo_runs_end_to_end_with_the_fake_encoder(tmp_path: Path) -> None:
     assert "ndcg@10 per held-out category" in result.stdout
     assert "top 5 new items for this household" in result.stdout and "profile: age" in result.stdout
     assert "kept the 7,165 of" in result.stdout  # the reduction is said, not silent
+    assert "as the first buyers arrive" in result.stdout and "2% revealed" in result.stdout
+    assert "launch-ranker" in result.stdout.split("top 5 new items")[0]
 
 
 @pytest.mark.parametrize(

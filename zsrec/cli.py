@@ -354,7 +354,9 @@ def recommend(
 def demo(
     fast: Annotated[
         bool,
-        typer.Option("--fast", help="Quicker: skip the tuned zero-shot model and use 200 bootstrap resamples."),
+        typer.Option(
+            "--fast", help="Quicker: skip the separate zero-shot model, one warm-up step, 200 bootstrap resamples."
+        ),
     ] = False,
     encoder: EncoderOpt = "minilm",
     out: Annotated[
@@ -366,6 +368,7 @@ def demo(
 
     from zsrec.demo import DemoSettings, run_demo
     from zsrec.evaluation.report import (
+        launch_story_table,
         metrics_table,
         per_category_table,
         result_pools,
@@ -392,6 +395,8 @@ def demo(
         per_category = per_category_table(result, pool)
         if per_category is not None:
             console.print(per_category)
+    if outcome.warmup is not None:
+        console.print(launch_story_table(result, outcome.warmup))
     if outcome.example is not None:
         console.print()
         for line in user_header_lines(outcome.example):

@@ -26,6 +26,7 @@ from zsrec.evaluation.run import (
     prepare_split,
     result_document,
 )
+from zsrec.evaluation.warmup import warmup_document
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.explain import (
@@ -50,8 +51,11 @@ DEMO_CATEGORIES = (
     "Grocery > Coffee",
     "Grocery > Frozen Pizza",
 )
-DEMO_MODELS = ("random", "popularity", "popularity-oracle", "tfidf", "zero-shot-mean", "zero-shot")
-EXAMPLE_MODELS = ("zero-shot", "zero-shot-mean")  # the first of these that ran explains the example
+DEMO_MODELS = ("random", "popularity", "popularity-oracle", "tfidf", "bm25", "zero-shot", "launch-ranker")
+EXAMPLE_MODELS = ("launch-ranker", "zero-shot", "zero-shot-mean")  # the first of these that ran explains the example
+# After launch: the first adopters' purchases are revealed (earliest first) and every model may use them.
+WARMUP_SHARES = ("0.01", "0.02", "0.05")
+WARMUP_MODELS = ("popularity", "als", "tfidf", "launch-ranker")
 # The scenario examples' ad: a product text for one of the held-out categories.
 DEMO_AD = ("Drug GM > Baby Foods", "Organic baby food puree for infants, 6 months and up")
 
@@ -67,6 +71,7 @@ class DemoSettings:
     encoder: str = "minilm"
     example_k: int = 5  # recommendations shown for the example household
     scenarios: bool = True  # also one example of each application scenario (forecast, audience, ...)
+    warmup: tuple[str, ...] = WARMUP_SHARES  # shares of adopters revealed after launch (empty: launch only)
 
     def __post_init__(self) -> None:
         if self.min_households < 1:
@@ -76,8 +81,8 @@ class DemoSettings:
 
     @classmethod
     def fast(cls) -> DemoSettings:
-        """Without the tuned `zero-shot` (its grid search is most of the run) and with 200 resamples."""
-        return cls(models=tuple(m for m in DEMO_MODELS if m != "zero-shot"), n_bootstrap=200)
+        """Without the separate `zero-shot` (`launch-ranker` holds it), one warm-up step, 200 resamples."""
+        return cls(models=tuple(m for m in DEMO_MODELS if m != "zero-shot"), n_bootstrap=200, warmup=("0.02",))
 
 
 @dataclass
@@ -86,6 +91,7 @@ class DemoResult:
     result: dict[str, Any]  # the evaluation's result document (as `zsrec evaluate --out` writes)
     example: UserExample | None
     scenarios: ScenarioExamples | None = None  # one example of each application scenario
+    warmup: dict[str, Any] | None = None  # the warm-up evaluation (`zsrec evaluate --reveal`'s document)
 
 
 # -- the demo ---------------------------------------------------------------------------------------------
@@ -113,12 +119,25 @@ def run_demo(settings: DemoSettings | None = None, reporter: Reporter | None = N
         split, names, eval_settings, encoder=settings.encoder, embeddings=embeddings, reporter=reporter
     )
     result = result_document(data, split, split_settings, runs, encoder=settings.encoder, command=["zsrec", "demo"])
+    warmup = None
+    if settings.warmup:
+        warmup = warmup_document(
+            data,
+            split,
+            split_settings,
+            WARMUP_MODELS,
+            EvalSettings(ks=(10,), pools=("new",), n_bootstrap=0),
+            reveal=settings.warmup,
+            encoder=settings.encoder,
+            embeddings=embeddings,
+            reporter=reporter,
+        )
     example = pick_example(runs, split, k=settings.example_k)
     scenarios = None
     if settings.scenarios:
         with reporter.progress("scenario examples", None):
             scenarios = _scenario_examples(data, split, embeddings, example)
-    return DemoResult(reduction, result, example, scenarios)
+    return DemoResult(reduction, result, example, scenarios, warmup)
 
 
 def _scenario_examples(

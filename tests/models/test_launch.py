@@ -114,12 +114,12 @@ def test_explanations_add_up_to_the_score(split, embeddings) -> None:
     model = fitted(split, embeddings)
     user, items = int(split.test_users[0]), split.new_items
     scores = model.score(np.asarray([user]), items)[0]
-    for row, explained in enumerate(model.explain(user, items, candidates=items)):
+    for row, explained in enumerate(model.explain_parts(user, items, candidates=items)):
         assert set(explained["contributions"]) <= set(PARTS)
         assert np.isclose(sum(explained["contributions"].values()), scores[row], atol=1e-5)
         assert explained["history"]
     with pytest.raises(ConfigError, match="not among the candidates"):
-        model.explain(user, np.asarray([int(split.test_users[0]) * 0 + 0]), candidates=items[1:2])
+        model.explain_parts(user, items[:1], candidates=items[1:2])
 
 
 def test_saved_after_purchases_it_loads_with_identical_scores(split, embeddings, tmp_path) -> None:

@@ -307,3 +307,25 @@ def _retitled(tables: list[Table], prefix: str) -> list[Table]:
     for table in tables:
         table.title = f"{prefix}{table.title}"
     return tables
+
+
+def launch_story_table(launch: dict[str, Any], warmup: dict[str, Any]) -> Table:
+    """The demo's story: NDCG@10 on the new pool at launch, then after each share of adopters is revealed
+    (every model folds their purchases in; the users revealed leave the test set)."""
+    docs = warmup["reveal"] if "reveal" in warmup else {warmup["protocol"]["reveal"]["value"]: warmup}
+    table = Table(title="at launch, then as the first buyers arrive: ndcg@10 (new pool)", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column(f"at launch\n{launch['protocol']['n_test_users']:,} users", justify="right")
+    for value, doc in docs.items():
+        revealed = doc["protocol"]["reveal"]["n_revealed_users"]
+        table.add_column(f"{float(value):.0%} revealed\n{revealed:,} buyers", justify="right")
+    models = list(dict.fromkeys([*launch["results"], *next(iter(docs.values()))["results"]]))
+    for model in models:
+        at_launch = launch["results"].get(model, {}).get("new", {}).get("ndcg@10")
+        later = [doc["results"].get(model, {}).get("new", {}).get("ndcg@10") for doc in docs.values()]
+        table.add_row(
+            display_name(model),
+            *(_number(v) if v is not None else "" for v in [at_launch, *later]),
+            style="dim" if model in LEAK_MODELS else None,
+        )
+    return table

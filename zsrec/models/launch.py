@@ -55,6 +55,9 @@ class LaunchSettings:
     bridge_text_weight: float = 1.0  # co-occurrence through the TF-IDF-nearest warm items
     bridge_semantic_weight: float = 1.0  # co-occurrence through the encoder-nearest warm items
     neighbours: int = 20  # text-nearest warm items behind a cold item's bridges and popularity prior
+    # co-occurring items kept per item (the strongest, by normalised co-occurrence): bounds the model's size
+    # where most pairs co-occur (groceries) without losing the pairs that carry the signal
+    cooccurrence_top: int = 200
     prior_events: float = 1.0  # pseudo-events per cold item spread by the text prior (popularity shrinkage)
     # weights the popularity part may get once purchases are revealed (chosen forward in time)
     popularity_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -70,6 +73,8 @@ class LaunchSettings:
             raise ConfigError("one of zero_shot_weight, bridge_text_weight and bridge_semantic_weight must be > 0")
         if self.neighbours < 1:
             raise ConfigError(f"neighbours must be >= 1, got {self.neighbours}")
+        if self.cooccurrence_top < 1:
+            raise ConfigError(f"cooccurrence_top must be >= 1, got {self.cooccurrence_top}")
         if not self.popularity_grid or min(self.popularity_grid) < 0:
             raise ConfigError(f"popularity_grid must be non-empty and >= 0, got {self.popularity_grid}")
         if self.min_adopters < 2:
@@ -116,6 +121,7 @@ class LaunchRanker(Recommender):
         super().__init__(settings or LaunchSettings())
         self._embeddings = embeddings
         self._cache: dict[str, sparse.csr_matrix] = {}
+        self._profiles: dict[str, tuple[tuple[int, int], sparse.csr_matrix]] = {}
 
     # -- fitting -----------------------------------------------------------------------------------------
     def fit(self, data: Dataset) -> Self:
@@ -128,7 +134,7 @@ class LaunchRanker(Recommender):
         matrix = _user_item_matrix(data.interactions, data.n_users, data.n_items)
         self.fit_counts_ = np.asarray(matrix.sum(axis=0), dtype=np.float32).ravel()
         warm = self.fit_counts_ > 0
-        cooc = _normalised_cooccurrence(matrix, self.fit_counts_)
+        cooc = _top_per_row(_normalised_cooccurrence(matrix, self.fit_counts_), s.cooccurrence_top)
         lexical = TfidfRecommender().fit(data).item_matrix
         semantic = postprocess_embeddings(embeddings.items(data.items, tuning.base.template), "center")
         text = _nearest_warm(lambda rows: np.asarray((lexical[rows] @ lexical.T).todense()), warm, s.neighbours)
@@ -143,7 +149,7 @@ class LaunchRanker(Recommender):
         self.revealed_items_ = np.zeros(0, dtype=np.int64)
         self.weights_ = s.launch_weights.copy()
         self.popularity_choice_: dict[str, Any] = {"chosen": 0.0, "reason": "nothing revealed yet"}
-        self._cache = {}
+        self._cache, self._profiles = {}, {}
         return self
 
     # -- scoring -----------------------------------------------------------------------------------------
@@ -163,10 +169,10 @@ class LaunchRanker(Recommender):
         if w["zero_shot"] > 0:
             parts["zero_shot"] = np.asarray(self.base_.score(users, items), dtype=np.float32)
         if w["bridge_text"] > 0 or w["bridge_semantic"] > 0:
-            reach = sparse.csr_matrix(self._history_matrix(users) @ self._matrix("cooc"))  # (users, n_items)
+            history = self._history_matrix(users)
             for part, name in (("bridge_text", "text"), ("bridge_semantic", "semantic")):
                 if w[part] > 0:
-                    parts[part] = np.asarray((reach @ self._matrix(name)[items].T).todense(), dtype=np.float32)
+                    parts[part] = (history @ self._bridge_profiles(name, items).T).toarray().astype(np.float32)
         if w["popularity"] > 0:
             parts["popularity"] = np.broadcast_to(self.popularity(items), (len(users), len(items))).copy()
         return parts
@@ -190,6 +196,18 @@ class LaunchRanker(Recommender):
         cols = np.concatenate([self.histories_[int(u)] for u in users]) if len(users) else np.zeros(0, np.int64)
         vals = 1.0 / lengths[rows].astype(np.float32)
         return sparse.csr_matrix((vals, (rows, cols)), shape=(len(users), self.n_items_), dtype=np.float32)
+
+    def _bridge_profiles(self, name: str, items: np.ndarray) -> sparse.csr_matrix:
+        """(len(items), n_items): each item's neighbours' mean co-occurrence row, so that a user's bridge score
+        is their history row times it. Kept for the last candidate set (an evaluation scores many user
+        batches against one pool)."""
+        key = f"profiles-{name}"
+        fingerprint = (len(items), hash(items.tobytes()))
+        cached = self._profiles.get(key)
+        if cached is None or cached[0] != fingerprint:
+            profiles = (self._matrix(name)[items] @ self._matrix("cooc")).tocsr()
+            self._profiles[key] = cached = (fingerprint, profiles)
+        return cached[1]
 
     def _matrix(self, name: str) -> sparse.csr_matrix:
         if name not in self._cache:
@@ -257,9 +275,13 @@ class LaunchRanker(Recommender):
                 self.histories_[u] = h
 
     # -- explanations, persistence ----------------------------------------------------------------------
-    def explain(self, user: int, items: np.ndarray, top: int = 3, *, candidates: np.ndarray | None = None) -> list[
-        dict[str, Any]
-    ]:
+    def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
+        """For each item, the user's history items closest to it in text: (history item index, cosine)."""
+        return self.base_.explain(user, items, top)
+
+    def explain_parts(
+        self, user: int, items: np.ndarray, top: int = 3, *, candidates: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
         """Per item: each part's weighted, standardised share of its score among `candidates` (default: the
         whole catalog; the shares add up to `score`), the history items closest in text (the zero-shot part's
         reasons), and the item's revealed events."""
@@ -305,7 +327,7 @@ class LaunchRanker(Recommender):
         model.histories_ = model.base_.histories_  # one history list, as after fit
         config = json.loads((Path(directory) / "config.json").read_text())
         model.popularity_choice_ = config.get("popularity_choice", {})
-        model._cache = {}
+        model._cache, model._profiles = {}, {}
         return model
 
 
@@ -372,3 +394,20 @@ def _normalised_cooccurrence(interactions: sparse.csr_matrix, counts: np.ndarray
     cooc.eliminate_zeros()
     scale = sparse.diags((1.0 / np.sqrt(np.maximum(counts, 1.0))).astype(np.float32))
     return (scale @ cooc @ scale).tocsr()
+
+
+def _top_per_row(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """`matrix` with only the `k` largest entries of each row kept."""
+    matrix = matrix.tocsr()
+    lengths = np.diff(matrix.indptr)
+    if lengths.max(initial=0) <= k:
+        return matrix
+    keep = np.zeros(len(matrix.data), dtype=bool)
+    for row in np.flatnonzero(lengths):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        if end - start <= k:
+            keep[start:end] = True
+        else:
+            keep[start + np.argpartition(-matrix.data[start:end], k - 1)[:k]] = True
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)[keep]
+    return sparse.csr_matrix((matrix.data[keep], (rows, matrix.indices[keep])), shape=matrix.shape)
