@@ -150,3 +150,18 @@ def test_saved_after_purchases_it_loads_with_identical_scores(split, embeddings,
 def test_settings_refuse_bad_values(field, value, message) -> None:
     with pytest.raises(ConfigError, match=message):
         LaunchSettings(**{field: value})
+
+
+def test_popularity_earns_no_weight_when_early_buyers_do_not_predict_later_ones(split, embeddings) -> None:
+    """The rule that keeps a learned weight honest: it must win on buyers it was not fitted on. Here the first
+    half of the adopters all bought one new item and the second half another, so the early counts point the
+    wrong way for the later buyers, and the forward-in-time choice gives popularity no weight."""
+    model = fitted(split, embeddings)
+    first, second = (int(i) for i in split.new_items[:2])
+    adopters = split.test_users[:8]
+    items = [first] * 4 + [second] * 4
+    model.partial_fit(pd.DataFrame({"user": adopters, "item": items, "timestamp": np.arange(8.0)}))
+    assert model.popularity_choice_["adopters"] == 8
+    assert model.weights_[PARTS.index("popularity")] == 0
+    scores = model.popularity_choice_["validation_ndcg@10"]
+    assert scores[0.0] >= max(scores.values()) - 1e-12
