@@ -1,6 +1,6 @@
 """Benchmark: `launch-ranker` on new categories, at launch and as the first purchases arrive.
 
-    make bench-launch        # = .venv/bin/python benchmarks/launch.py  (all stages, then the docs section)
+    make bench               # = .venv/bin/python benchmarks/launch.py  (all stages, then the docs section)
     .venv/bin/python benchmarks/launch.py --stage launch-amazon1 [--stage ...]   # some stages only
     .venv/bin/python benchmarks/launch.py --render-only                          # docs from saved JSON
 

