@@ -186,12 +186,60 @@ def named_table(doc: dict) -> list[str]:
     return lines
 
 
+def targets(docs: dict) -> list[str]:
+    """The issue's targets, each with the measured figure and met / missed, computed from the saved runs."""
+    lines = ["### Targets", ""]
+    for stage in ("launch-amazon1", "launch-amazon2", "launch-cj2"):
+        if stage not in docs:
+            continue
+        doc = docs[stage]
+        ratio = doc["ratio_to_strongest_baseline"]["summary"]["launch-ranker"]["median"]
+        mine = doc["summary"]["launch-ranker"]["new"]["ndcg@10"]["median"]
+        zero = doc["summary"]["zero-shot"]["new"]["ndcg@10"]["median"]
+        verdict = "met" if ratio >= 1.15 and mine >= zero else "missed"
+        lines.append(
+            f"- At launch, {stage[7:]}: median {ratio:.2f}× the strongest baseline (target 1.15×), median NDCG@10 "
+            f"{mine:.4f} against zero-shot's {zero:.4f}: **{verdict}**."
+        )
+    for stage in ("warmup-amazon1", "warmup-cj2"):
+        if stage not in docs:
+            continue
+        summary = docs[stage]["ratio_to_strongest_baseline"]
+        for share, goal in (("0.02", 1.3), ("0.1", 1.2)):
+            if share in summary:
+                ratio = summary[share]["summary"]["launch-ranker"]["median"]
+                verdict = "met" if ratio >= goal else "missed"
+                lines.append(
+                    f"- Warm-up, {stage[7:]}, {float(share):.0%} revealed: median {ratio:.2f}× the strongest baseline "
+                    f"that also sees the purchases (target {goal}×): **{verdict}**."
+                )
+    if "named" in docs:
+        for shop_name, doc in docs["named"].items():
+            mine = doc["results"]["launch-ranker"]["new"]["ndcg@10"]
+            lo = doc["results"]["zero-shot"]["new"]["ndcg@10_ci"][0]
+            verdict = "met" if mine >= lo else "missed"
+            lines.append(
+                f"- Named split, {shop_name}: launch-ranker {mine:.4f}, zero-shot's 95% CI from {lo:.4f}: "
+                f"**{verdict}** (not below it)."
+            )
+    if "speed" in docs:
+        sp = docs["speed"]
+        lines.append(
+            f"- Speed: {sp['events']:,} events folded in {sp['update_seconds']:.2f} s (target < 1 s): "
+            f"**{'met' if sp['update_seconds'] < 1 else 'missed'}**; fit on Complete Journey "
+            f"{sp['fit_seconds_all_interactions'] / 60:.1f} min (target ≤ 10): "
+            f"**{'met' if sp['fit_seconds_all_interactions'] <= 600 else 'missed'}**."
+        )
+    return lines + [""]
+
+
 def render() -> str:
     docs = {s: json.loads((OUT / f"{s}.json").read_text()) for s in STAGES if (OUT / f"{s}.json").exists()}
     meta = json.loads((OUT / "run.json").read_text()) if (OUT / "run.json").exists() else {}
     out = ["## Launch ranker: new categories at launch and as the first purchases arrive", ""]
     out.append(f"`{meta.get('command', 'python benchmarks/launch.py')}`. {meta.get('machine', '')}")
     out.append("")
+    out += targets(docs)
     titles = {
         "launch-amazon1": "Amazon Scientific, level 1",
         "launch-amazon2": "Amazon Scientific, level 2",
