@@ -48,7 +48,7 @@ def forecast_lines(name: str, result: ForecastResult, chosen: ChosenForecast | N
     if chosen is not None:
         errors = ", ".join(f"{m} {e:.2f}" for m, e in chosen.validation_errors.items())
         lines.append(f"  chosen: {chosen_forecast_line(chosen, result.actual)}")
-        lines.append(f"  validation error, mean |log(forecast / real)| per method: {errors}")
+        lines.append(f"  validation error, mean |log((forecast + 1) / (real + 1))| per method: {errors}")
     return lines
 
 
