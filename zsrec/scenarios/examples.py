@@ -20,7 +20,7 @@ from zsrec.scenarios.tasks import item_vectors
 
 @dataclass(frozen=True)
 class ScenarioExamples:
-    forecast: tuple[tuple[str, float, int], ...]  # (held-out category, expected adopters, real adopters)
+    forecast: tuple[tuple[str, float, int], ...]  # (held-out category, calibrated expected adopters, real ones)
     forecast_users: int
     ad_text: str
     ad_category: str
