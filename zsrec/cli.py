@@ -718,8 +718,10 @@ def forecast(
     encoder: EncoderOpt = "minilm",
     as_json: JsonOpt = False,
 ) -> None:
-    """How many users will adopt a new category: the sum of calibrated P(user adopts category)."""
+    """How many users will adopt a new category: the sum of calibrated P(user adopts category) or the per-item
+    baseline, whichever did better on validation categories, with an interval."""
     from zsrec.scenarios.adoption import AdoptionSettings
+    from zsrec.scenarios.forecast import choose_forecast, without_categories
     from zsrec.scenarios.report import forecast_lines
     from zsrec.scenarios.tasks import forecast as run_forecast
 
@@ -730,10 +732,22 @@ def forecast(
         result = run_forecast(
             data, embeddings, category=category, text=text, level=level, n_items=n_items, settings=settings
         )
+        path = result.forecast.category  # the category's full path, or "(text)"
+        known = data if category is None else without_categories(data, level, [path])
+        chosen, validation = choose_forecast(
+            known,
+            [path if category is not None else repr(text)],
+            embeddings,
+            settings,
+            calibrated=[result.forecast.expected_adopters],
+            n_items=[result.category_items],
+        )
     if as_json:
-        _echo_json({"category": category, "text": text, **_plain(result)})
+        _echo_json(
+            {"category": category, "text": text, **_plain(result), "chosen": chosen[0], "validation": validation}
+        )
         return
-    for line in forecast_lines(category or repr(text), result):
+    for line in forecast_lines(category or repr(text), result, chosen[0]):
         typer.echo(line)
 
 

@@ -73,3 +73,32 @@ def shop2() -> Dataset:
 @pytest.fixture(scope="session")
 def embeddings(tmp_path_factory) -> EmbeddingSource:
     return EmbeddingSource(HashingEncoder(dim=256), cache_dir=tmp_path_factory.mktemp("scenario-cache"))
+
+
+def uneven_sizes_shop(seed: int = 0) -> Dataset:
+    """The two-department shop with 1, 3, 9 or 27 unsold items added to each department category: adopters no
+    longer grow with a category's item count, so adopters-per-item × items is far off, while the users'
+    histories still say who adopts what."""
+    shop = two_department_shop(seed)
+    extra = [
+        (f"{dept} > {cat}", f"{cat.lower()} for {words} edition {v}")
+        for dept, (words, cats) in DEPARTMENTS.items()
+        for j, cat in enumerate(cats)
+        for v in range(3 ** (j % 4))
+    ]
+    added = pd.DataFrame(
+        {
+            "item_id": [f"x{n}" for n in range(len(extra))],
+            "title": [t for _, t in extra],
+            "category": [c for c, _ in extra],
+            "description": "",
+            "brand": "",
+        }
+    )
+    items = pd.concat([shop.items, added], ignore_index=True)  # appended: interaction item indexes stay valid
+    return Dataset("uneven-sizes", items, shop.users, shop.interactions)
+
+
+@pytest.fixture(scope="session")
+def uneven_shop() -> Dataset:
+    return uneven_sizes_shop()

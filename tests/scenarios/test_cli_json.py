@@ -49,3 +49,17 @@ def test_scenario_commands_print_one_json_document(command: str, options: list[s
     first = doc[key][0]
     shown = first.get("item_id") or first.get("user_id") or first.get("tag")
     assert str(shown) in text.stdout
+
+
+def test_forecast_json_adds_the_chosen_method_and_its_validation(shop_dir: Path) -> None:
+    args = ["forecast", str(shop_dir), "--category", "Lanterns", "--encoder", "hashing"]
+    text = CliRunner().invoke(app, args)
+    doc = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert {"category", "text", "forecast", "actual", "category_items", "calibration"} <= set(doc)
+    chosen, validation = doc["chosen"], doc["validation"]
+    assert chosen["method"] == validation["method"] in chosen["by_method"]
+    assert chosen["low"] <= chosen["adopters"] <= chosen["high"]
+    assert chosen["by_method"]["calibrated probabilities"] == doc["forecast"]["expected_adopters"]
+    assert set(validation["errors"]) == set(chosen["by_method"])
+    assert f"Lanterns: forecast {chosen['adopters']:,.0f} adopters" in text.stdout
+    assert f"method: {chosen['method']}" in text.stdout and "; real: 23" in text.stdout

@@ -27,3 +27,18 @@ def test_one_example_of_each_scenario(shop2, embeddings) -> None:
     text = "\n".join(example_lines(ex))
     for heading in ("Trend forecast", "Audience for the ad", "Cross-category", "Interest profile"):
         assert heading in text
+
+
+def test_forecast_example_uses_the_method_chosen_on_validation(shop2, embeddings) -> None:
+    split = leave_category_out_split(shop2, SplitSettings(level=2, categories=("Lanterns", "Mugs"), min_history=3))
+    ex = scenario_examples(
+        shop2, split, embeddings, ad_text="lantern", ad_category="Outdoor > Lanterns", profile_user=1
+    )
+    assert [f.category for f in ex.chosen_forecasts] == ["Outdoor > Lanterns", "Kitchen > Mugs"]
+    assert all(f.low <= f.adopters <= f.high and f.n_validation > 0 for f in ex.chosen_forecasts)
+    lines = [line.strip() for line in example_lines(ex)]
+    for f, (_, _, real) in zip(ex.chosen_forecasts, ex.forecast, strict=True):
+        name = f.category.split(" > ")[-1]
+        line = next(line for line in lines if line.startswith(f"{name}: forecast "))
+        assert f"method: {f.method}, chosen on {f.n_validation} validation categories" in line
+        assert line.endswith(f"; real: {real}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from zsrec.data.dataset import CATEGORY_SEP
 from zsrec.scenarios.audience import AudienceMember
+from zsrec.scenarios.forecast import ChosenForecast
 from zsrec.scenarios.profile import InterestTag
 from zsrec.scenarios.similar import SimilarItem
 from zsrec.scenarios.tasks import ForecastResult
@@ -30,7 +32,7 @@ def similar_lines(query: SimilarItem, items: Sequence[SimilarItem], *, other_cat
     return lines or ["  (no candidate)"]
 
 
-def forecast_lines(name: str, result: ForecastResult) -> list[str]:
+def forecast_lines(name: str, result: ForecastResult, chosen: ChosenForecast | None = None) -> list[str]:
     f = result.forecast
     lines = [
         f"forecast for {name}: {f.expected_adopters:.1f} of {f.n_users:,} users expected to adopt it "
@@ -43,7 +45,22 @@ def forecast_lines(name: str, result: ForecastResult) -> list[str]:
         f"  calibrated on {len(cal['categories'])} validation categories ({cal['pairs']:,} user-category pairs)"  # type: ignore[arg-type]
     )
     lines.append("  likeliest adopters: " + ", ".join(f"{u} ({p:.2f})" for u, p in f.top_users))
+    if chosen is not None:
+        errors = ", ".join(f"{m} {e:.2f}" for m, e in chosen.validation_errors.items())
+        lines.append(f"  chosen: {chosen_forecast_line(chosen, result.actual)}")
+        lines.append(f"  validation error, mean |log((forecast + 1) / (real + 1))| per method: {errors}")
     return lines
+
+
+def chosen_forecast_line(chosen: ChosenForecast, real: int | None = None) -> str:
+    """One line: the chosen method's forecast, its interval, how the method was chosen, and the real count."""
+    name = chosen.category.split(CATEGORY_SEP)[-1]
+    line = (
+        f"{name}: forecast {chosen.adopters:,.0f} adopters ({chosen.coverage:.0%} interval "
+        f"{chosen.low:,.0f}–{chosen.high:,.0f}, method: {chosen.method}, "
+        f"chosen on {chosen.n_validation} validation categories)"
+    )
+    return line if real is None else f"{line}; real: {real:,}"
 
 
 def profile_lines(user_id: str, tags: Sequence[InterestTag], *, new_only: bool = False) -> list[str]:
