@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
@@ -193,6 +194,53 @@ class Recommender(ABC):
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:
         return None
+
+
+class RefitsOnInteractions(Recommender):
+    """A recommender that keeps the interactions it learned from and, on `partial_fit`, refits from scratch
+    (same seed) on them plus the events: for models with no cheap exact update for new items. After `load`
+    the interactions are read back from the saved histories."""
+
+    _pairs: tuple[np.ndarray, np.ndarray] | None = None
+
+    @abstractmethod
+    def _refit(self) -> None:
+        """Fit the learned state from scratch on `_interaction_pairs()`."""
+
+    def _fit_interactions(self, data: Dataset) -> None:
+        """Keep `data`'s interactions as the ones learned from, then fit on them."""
+        self._pairs = (data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy())
+        self._refit()
+
+    def _interaction_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(users, items) learned from so far; after load, rebuilt from the saved histories."""
+        if self._pairs is None:
+            lengths = [len(h) for h in self.histories_]
+            users = np.repeat(np.arange(self.n_users_), lengths)
+            items = np.concatenate(self.histories_) if self.histories_ else np.empty(0, dtype=np.int64)
+            self._pairs = (users, items)
+        return self._pairs
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Refit on the interactions learned from so far plus `events`; histories grow too."""
+        users, items = self._interaction_pairs()  # before the histories take in the events
+        super().partial_fit(events)
+        self._pairs = (
+            np.concatenate([users, events["user"].to_numpy()]),
+            np.concatenate([items, events["item"].to_numpy()]),
+        )
+        self._refit()
+        return self
+
+
+def history_counts(histories: list[np.ndarray], users: np.ndarray, n_items: int) -> sparse.csr_matrix:
+    """(len(users), n_items) float32: 1 for each item in each user's history (all zeros for an empty one)."""
+    rows, cols = [], []
+    for r, u in enumerate(users):
+        h = histories[int(u)]
+        rows.extend([r] * len(h))
+        cols.extend(h.tolist())
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), n_items))
 
 
 def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, histories: list[np.ndarray]) -> None:

@@ -29,7 +29,7 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice
 
 CODECS = ("sq8", "flat")
 
@@ -49,18 +49,12 @@ class IndexSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.ann_threshold < 1:
-            raise ConfigError(f"ann_threshold must be >= 1, got {self.ann_threshold}")
+        check_at_least(self, ann_threshold=1)
         if not 0 < self.target_recall <= 1:
             raise ConfigError(f"target_recall must be in (0, 1], got {self.target_recall}")
-        if self.max_nprobe < 1:
-            raise ConfigError(f"max_nprobe must be >= 1, got {self.max_nprobe}")
-        if self.tuning_queries < 1:
-            raise ConfigError(f"tuning_queries must be >= 1, got {self.tuning_queries}")
-        if self.codec not in CODECS:
-            raise ConfigError(f"codec must be one of {CODECS}, got {self.codec!r}")
-        if self.refine < 1:
-            raise ConfigError(f"refine must be >= 1, got {self.refine}")
+        check_at_least(self, max_nprobe=1, tuning_queries=1)
+        check_choice(self, "codec", CODECS)
+        check_at_least(self, refine=1)
 
 
 class VectorIndex(Protocol):
