@@ -35,7 +35,7 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
-from zsrec.training.loop import Stopping, Validation, ndcg_validation, train_epochs
+from zsrec.training.loop import Stopping, Validation, describe_validation, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
 
 
@@ -277,12 +277,7 @@ class ContrastiveValidation:
     seed: int
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "level": self.split.level,
-            "categories": list(self.split.heldout_categories),
-            "users": len(self.split.test_users),
-            "items": len(self.split.new_items),
-        }
+        return describe_validation(self.split)
 
 
 def validation_task(data: Dataset, settings: ContrastiveSettings) -> ContrastiveValidation | None:
