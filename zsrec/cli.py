@@ -419,7 +419,7 @@ def list_models() -> None:
         typer.echo(f"{display_name(name):28s} {kind}")
 
 
-# -- training commands (issue 4: train) ----------------------------------------------------------------
+# -- training commands (train) -------------------------------------------------------------------------
 TrainProtocolOpt = Annotated[
     str,
     typer.Option(
@@ -514,7 +514,7 @@ def train(
     typer.echo(f"wrote {out}")
 
 
-# -- robustness commands (issue 5: robustness) ---------------------------------------------------------
+# -- robustness commands (robustness) ------------------------------------------------------------------
 @app.command()
 def robustness(
     dataset: DatasetArg,
@@ -587,7 +587,7 @@ def robustness(
         _write_json(out, result, reporter)
 
 
-# -- service commands (issue 6: serve) -----------------------------------------------------------------
+# -- service commands (serve) --------------------------------------------------------------------------
 @app.command()
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
@@ -619,7 +619,7 @@ def serve(
     uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
 
 
-# -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
+# -- scenario commands (audience, similar, forecast, profile) ------------------------------------------
 ScenarioLevelOpt = Annotated[int, typer.Option(help="Category level (1 = top).")]
 
 

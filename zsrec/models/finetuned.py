@@ -387,7 +387,7 @@ class FinetunedTwoTowerFull(FinetunedTwoTower):
     name = "two-tower-full"
 
 
-#: learning rate of each mode's benchmark defaults (LoRA adapters learn ~10x faster than full weights)
+#: learning rate of each mode's benchmark defaults (LoRA adapters take a much larger step than full weights)
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5}
 
 

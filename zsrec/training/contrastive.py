@@ -61,16 +61,16 @@ class ContrastiveSettings(RankingTrainingSettings):
     batch_size: int = 32  # the other positives of a batch are each pair's negatives
     lr: float = 1e-4  # LoRA likes ~1e-3, full fine-tuning ~3e-5
     weight_decay: float = 0.01
-    # Training pairs per epoch at most (a seeded sample; keeps a CPU run near 30 min). More pairs did not help:
-    # one LoRA epoch of 6,000 pairs on Amazon Scientific (14 min) took validation NDCG@10 from .031 to .015.
+    # Training pairs per epoch at most (a seeded sample; keeps a CPU run short). More pairs did not help: a
+    # LoRA epoch on several times as many pairs lowered validation NDCG (docs/benchmarks.md).
     max_pairs: int = 1000
     patience: int = 1
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
     history_items: int = 8  # a pair's input (and a "text" user): this many most recent history items or titles
     # Users when scoring and validating (user_side="items"): the mean of this many most recent history items'
     # vectors; None = the whole history (zero-shot-mean's user). Training pairs keep `history_items` (their cost
-    # grows with it). On Complete Journey the untrained centred encoder scores NDCG@10 .046 with the last 8 items
-    # and .077 with the whole history.
+    # grows with it). On Complete Journey the untrained centred encoder scores clearly better with the whole
+    # history than with the last few items.
     score_history_items: int | None = None
     user_max_length: int = 96  # tokens of a user text (longer are cut: the most recent titles come first)
     item_max_length: int = 64  # tokens of an item text
