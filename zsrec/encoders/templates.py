@@ -185,6 +185,14 @@ def _label(column: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+def with_item_template(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Settings values read back from JSON, their `template` entry (where there is one) an ItemTextTemplate again."""
+    values = dict(values or {})
+    if "template" in values:
+        values["template"] = ItemTextTemplate.from_dict(values["template"])
+    return values
+
+
 def _settings(template: _TextTemplate) -> dict[str, Any]:
     values = asdict(template)  # type: ignore[call-overload]  # each template is a dataclass
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

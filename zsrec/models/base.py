@@ -26,6 +26,13 @@ from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ids import CatalogIds, recommend_users
 
 
+class SettingsFromDict(Protocol):
+    """A settings class that reads itself back from its JSON form."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Top-k recommendations: `items[u, j]` is the j-th best item index for the u-th requested user."""
@@ -51,6 +58,9 @@ class Recommender(ABC):
     _state: ClassVar[tuple[str, ...]] = ()
     #: the item, user and category ids behind the indexes (set by `fit`; None in a folder saved without them)
     ids_: CatalogIds | None = None
+    #: the settings class whose `from_dict` reads the settings back from config.json (None: the model has no
+    #: settings, or overrides `_settings_from_dict`)
+    settings_class: ClassVar[type[SettingsFromDict] | None] = None
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -193,7 +203,8 @@ class Recommender(ABC):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:
-        return None
+        """The settings saved in config.json, read back by `settings_class` (None without one)."""
+        return None if cls.settings_class is None else cls.settings_class.from_dict(values or {})
 
 
 class RefitsOnInteractions(Recommender):

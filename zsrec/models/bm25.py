@@ -10,7 +10,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.encoders.templates import ItemTextTemplate, with_item_template
 from zsrec.errors import ConfigError
 from zsrec.models.base import Recommender, history_counts
 
@@ -119,7 +119,4 @@ class Bm25Recommender(Recommender):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Bm25Settings:
-        values = dict(values or {})
-        if "template" in values:
-            values["template"] = ItemTextTemplate.from_dict(values["template"])
-        return Bm25Settings(**values)
+        return Bm25Settings(**with_item_template(values))

@@ -222,6 +222,7 @@ class FinetunedTwoTower(Recommender):
     """
 
     name = "two-tower-lora"
+    settings_class = FinetuneSettings
     _state = ("item_vectors_", "user_vectors_", "user_encoded_")
 
     def __init__(self, settings: FinetuneSettings | None = None, *, reporter: Reporter | None = None) -> None:
@@ -333,10 +334,6 @@ class FinetunedTwoTower(Recommender):
 
     def _weights_file(self) -> str:
         return ADAPTER if self.settings.mode == "lora" else ENCODER
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> FinetuneSettings:
-        return FinetuneSettings.from_dict(values or {})
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:

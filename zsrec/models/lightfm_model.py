@@ -15,7 +15,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.encoders.templates import ItemTextTemplate, with_item_template
 from zsrec.errors import ConfigError
 from zsrec.models.base import RefitsOnInteractions
 
@@ -169,7 +169,4 @@ class LightFmRecommender(RefitsOnInteractions):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> LightFmSettings:
-        values = dict(values or {})
-        if "template" in values:
-            values["template"] = ItemTextTemplate.from_dict(values["template"])
-        return LightFmSettings(**values)
+        return LightFmSettings(**with_item_template(values))

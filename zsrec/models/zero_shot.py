@@ -100,6 +100,7 @@ class ZeroShotRecommender(Recommender):
     """
 
     name = "zero-shot-custom"
+    settings_class = ZeroShotSettings
     _state = ("item_vectors_", "profile_vectors_", "category_index_", "category_vectors_")
 
     def __init__(self, settings: ZeroShotSettings | None = None, *, embeddings: EmbeddingSource | None = None) -> None:
@@ -218,10 +219,6 @@ class ZeroShotRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> ZeroShotSettings:
-        return ZeroShotSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)
