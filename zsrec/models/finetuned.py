@@ -41,7 +41,7 @@ from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import (
     ContrastiveSettings,
     TextTower,
-    catalog_mean,
+    centring_mean,
     train_contrastive,
     user_vectors,
 )
@@ -246,7 +246,7 @@ class FinetunedTwoTower(Recommender):
         self.reporter.message(f"{self.name}: encoding {data.n_items} items")
         raw = tower.encode(s.template.render(data.items), s.training.item_max_length, s.training.encode_batch_size)
         # kept, so that every later text (a tampered catalog) is centred the same way; zeros = no centring
-        self.catalog_mean_ = catalog_mean(raw, s.training)
+        self.catalog_mean_ = centring_mean(raw, s.training)
         self.item_vectors_ = recentre(raw, self.catalog_mean_)
         self.user_vectors_ = np.zeros((data.n_users, tower.dim), dtype=np.float32)
         self.user_encoded_ = np.zeros(data.n_users, dtype=bool)

@@ -29,7 +29,6 @@ from torch import nn
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
-from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.ranking import new_pool_ndcg
@@ -37,6 +36,7 @@ from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
 from zsrec.training.loop import Stopping, Validation, describe_validation, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
+from zsrec.vectors import catalog_mean, recentre
 
 
 class UserSide(Choice):
@@ -220,18 +220,11 @@ def build_pairs(data: Dataset, settings: ContrastiveSettings) -> ContrastivePair
     return ContrastivePairs(histories, items_arr, category[items_arr])
 
 
-def catalog_mean(raw: np.ndarray, settings: ContrastiveSettings) -> np.ndarray:
-    """(1, d): the mean of a catalog's raw item vectors with `postprocess="center"`, else zeros (no centring)."""
+def centring_mean(raw: np.ndarray, settings: ContrastiveSettings) -> np.ndarray:
+    """(1, d): the catalog mean of raw item vectors with `postprocess="center"`, else zeros (no centring)."""
     if settings.postprocess == "center" and len(raw):
-        return raw.mean(axis=0, keepdims=True).astype(np.float32)
+        return catalog_mean(raw)[None, :].astype(np.float32)
     return np.zeros((1, raw.shape[1]), dtype=np.float32)
-
-
-def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """`vectors` minus the catalog `mean`, re-normalised; unchanged where the mean is zero (no centring)."""
-    if not mean.any():
-        return vectors
-    return l2_normalize(vectors - mean)
 
 
 def user_vectors(
@@ -252,7 +245,7 @@ def user_vectors(
     if settings.user_side == "text":
         texts = user_texts(titles, histories, settings.history_items)
         vectors = tower.encode(texts, settings.user_max_length, settings.encode_batch_size)
-        return vectors if mean is None else centre(vectors, mean)
+        return vectors if mean is None else recentre(vectors, mean)
     n = settings.score_history_items
     recent = [np.asarray(h, dtype=np.int64)[-n:] if n else np.asarray(h, dtype=np.int64) for h in histories]
     needed = np.unique(np.concatenate(recent)) if recent else np.empty(0, dtype=np.int64)
@@ -313,8 +306,8 @@ def validation_ndcg(
 
     if settings.postprocess == "center":  # the mean needs every item: encode the catalog once
         raw = encode_items(np.arange(len(item_texts)))
-        mean = catalog_mean(raw, settings)
-        vectors = centre(raw, mean)
+        mean = centring_mean(raw, settings)
+        vectors = recentre(raw, mean)
         users = user_vectors(tower, task.histories, titles, vectors, settings, mean=mean)
         items = vectors[split.new_items]
     else:  # only the items the validation users and categories need
