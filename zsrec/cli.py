@@ -306,9 +306,11 @@ def recommend(
 ) -> None:
     """Fit a model on the whole dataset and show one user's top items (or score a new text for them)."""
     from zsrec.data import load_dataset
-    from zsrec.demo import explain_recommendations, find_user, fit_model, items_in_category, match_text
+    from zsrec.data.lookup import find_user, items_in_category
+    from zsrec.demo import fit_model
     from zsrec.evaluation.report import text_match_lines, user_example_table, user_header_lines
-    from zsrec.models.registry import TEXT_MODELS
+    from zsrec.models.explain import explain_recommendations, match_text
+    from zsrec.models.registry import text_models
 
     reporter = _reporter()
     console = _stdout()
@@ -319,7 +321,7 @@ def recommend(
         name = names[0]
         if name == "popularity-oracle":
             raise ConfigError("popularity-oracle only exists inside an evaluation (it reads the test targets)")
-        if text is not None and name not in TEXT_MODELS:
+        if text is not None and name not in text_models():
             raise ConfigError(f"--text needs a zero-shot model such as zero-shot-mean, got {name!r}")
         embeddings = _embeddings_for(names, encoder, reporter)
         with reporter.progress(f"loading {dataset}", None):
@@ -417,14 +419,15 @@ def demo(
 def list_models() -> None:
     """List the model names `--models` and `--model` accept."""
     from zsrec.evaluation.report import display_name
-    from zsrec.models.registry import TEXT_MODELS, model_names
+    from zsrec.models.registry import model_names, text_models
 
+    text = text_models()
     for name in model_names():
-        kind = "text" if name in TEXT_MODELS else "interactions only"
+        kind = "text" if name in text else "interactions only"
         typer.echo(f"{display_name(name):28s} {kind}")
 
 
-# -- training commands (issue 4: train) ----------------------------------------------------------------
+# -- training commands (train) -------------------------------------------------------------------------
 TrainProtocolOpt = Annotated[
     str,
     typer.Option(
@@ -519,7 +522,7 @@ def train(
     typer.echo(f"wrote {out}")
 
 
-# -- robustness commands (issue 5: robustness) ---------------------------------------------------------
+# -- robustness commands (robustness) ------------------------------------------------------------------
 @app.command()
 def robustness(
     dataset: DatasetArg,
@@ -592,7 +595,7 @@ def robustness(
         _write_json(out, result, reporter)
 
 
-# -- service commands (issue 6: serve) -----------------------------------------------------------------
+# -- service commands (serve) --------------------------------------------------------------------------
 @app.command()
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
@@ -624,7 +627,7 @@ def serve(
     uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
 
 
-# -- scenario commands (issue 7: audience, similar, forecast, profile) ----------------------------------
+# -- scenario commands (audience, similar, forecast, profile) ------------------------------------------
 ScenarioLevelOpt = Annotated[int, typer.Option(help="Category level (1 = top).")]
 
 

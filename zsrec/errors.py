@@ -17,3 +17,33 @@ class NotFittedError(ZsrecError, AttributeError):
 
 class ConfigError(ZsrecError):
     """A setting has an invalid value; the message names the setting and shows the value."""
+
+
+def check_at_least(settings: object, **minimums: float) -> None:
+    """Each named field of `settings` must be >= its minimum, e.g. ConfigError("k must be >= 1, got 0")."""
+    for name, minimum in minimums.items():
+        value = getattr(settings, name)
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_positive(settings: object, *names: str) -> None:
+    """Each named field of `settings` must be > 0, e.g. ConfigError("epsilon must be > 0, got 0.0")."""
+    for name in names:
+        value = getattr(settings, name)
+        if value <= 0:
+            raise ConfigError(f"{name} must be > 0, got {value}")
+
+
+def check_choice(settings: object, name: str, choices: tuple[str, ...], *, shown: str | None = None) -> None:
+    """Field `name` of `settings` must be one of `choices` (listed as `shown`, default the tuple itself)."""
+    value = getattr(settings, name)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices if shown is None else shown}, got {value!r}")
+
+
+def check_fraction(settings: object, name: str) -> None:
+    """Field `name` of `settings` must lie strictly between 0 and 1."""
+    value = getattr(settings, name)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(f"{name} must be in (0, 1), got {value}")

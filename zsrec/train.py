@@ -19,7 +19,8 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter, describe_split
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
-from zsrec.models.registry import TEXT_MODELS, TRAINING_SETTINGS, ModelContext, build_model, new_category_level
+from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models, training_settings
+from zsrec.models.zero_shot import ZeroShotSettings
 from zsrec.service.bundle import ServingSettings, write_service_folder
 from zsrec.training.adversarial import AdversarialSettings, parse_adversarial
 from zsrec.training.artifacts import TrainingRecord, fit_and_record, save_model_folder
@@ -33,11 +34,12 @@ def parse_training_options(name: str, adversarial: str, training: str) -> tuple[
     """The `--adversarial` and `--training` option strings of `name` as (AdversarialSettings, field values);
     an option given for a model without a trainer raises ConfigError naming the option."""
 
+    trainers = training_settings()
     for option, given in (("--adversarial", adversarial), ("--training", training)):
-        if given.strip() and name not in TRAINING_SETTINGS:
-            raise ConfigError(f"{option} applies to {', '.join(sorted(TRAINING_SETTINGS))}, not {name!r}")
+        if given.strip() and name not in trainers:
+            raise ConfigError(f"{option} applies to {', '.join(sorted(trainers))}, not {name!r}")
     attack = parse_adversarial(adversarial) if adversarial.strip() else None
-    overrides = parse_fields(TRAINING_SETTINGS[name], training, "--training") if training.strip() else None
+    overrides = parse_fields(trainers[name], training, "--training") if training.strip() else None
     return attack, overrides
 
 
@@ -85,7 +87,7 @@ def train_model(
         split_settings: None trains on every interaction (for serving); a split keeps its held-out test
             categories out of training, so that `zsrec evaluate` with the same split accepts the folder.
         members: ensemble members (only for "ensemble"); empty = its default set.
-        adversarial, training: the model trainer's AdversarialSettings and field values (see TRAINING_SETTINGS).
+        adversarial, training: the model trainer's AdversarialSettings and field values (see `training_settings()`).
         validation_level: the level at which zero-shot and ensemble validate; None = the split's level under
             leave-category-out, else their own default.
         embeddings: the text embeddings to share; default: one for `encoder` when the model reads text.
@@ -136,7 +138,7 @@ def text_embeddings(names: Sequence[str], encoder: str, reporter: Reporter) -> E
     dataset is read (a packaged one loads later, and only if a text is not cached); None when no text model
     is asked for."""
 
-    if not any(n in TEXT_MODELS for n in names):
+    if not any(n in text_models() for n in names):
         return None
     with reporter.progress(f"loading encoder {encoder}", None):
         return EmbeddingSource(load_encoder_lazily(encoder), show_progress=reporter.progress_bars)
@@ -148,13 +150,10 @@ def service_writer(
     """A function adding what `zsrec serve` reads (catalog, vectors, histories) to a model folder."""
 
     seen = split.train if split is not None else data
-    # the service's user vector follows the model's history aggregation where it has one it supports
-    aggregation = getattr(model.settings, "aggregation", "mean")
-    settings = ServingSettings(
-        encoder=encoder,
-        aggregation=aggregation if aggregation == "recency" else "mean",
-        half_life=getattr(model.settings, "half_life", 5.0),
-    )
+    settings = ServingSettings(encoder=encoder)  # users as the mean of their history vectors
+    if isinstance(model.settings, ZeroShotSettings):  # follow its history aggregation where the service has it
+        aggregation = "recency" if model.settings.aggregation == "recency" else "mean"
+        settings = ServingSettings(encoder=encoder, aggregation=aggregation, half_life=model.settings.half_life)
 
     def write(folder: Path) -> None:
         write_service_folder(seen, folder, embeddings, settings=settings)

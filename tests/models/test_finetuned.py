@@ -29,7 +29,8 @@ from zsrec.models.finetuned import (
     LoraSettings,
 )
 from zsrec.models.registry import load_model
-from zsrec.training.contrastive import ContrastiveSettings, centre, user_texts
+from zsrec.training.contrastive import ContrastiveSettings, user_texts
+from zsrec.vectors import recentre
 
 TEMPLATE = ItemTextTemplate(fields=("title", "category"))
 TRAINING = ContrastiveSettings(epochs=2, batch_size=8, lr=2e-3, level=2, min_history=2, min_validation_users=5, seed=2)
@@ -115,7 +116,7 @@ def test_reloaded_encoder_reproduces_the_vectors_and_scores_new_users(fitted, sp
     texts = TEMPLATE.render(split.train.items)
     t = fitted.settings.training
     np.testing.assert_array_equal(loaded.catalog_mean_, fitted.catalog_mean_)
-    vectors = centre(loaded.tower_.encode(texts, t.item_max_length), loaded.catalog_mean_)
+    vectors = recentre(loaded.tower_.encode(texts, t.item_max_length), loaded.catalog_mean_)
     np.testing.assert_allclose(vectors, fitted.item_vectors_, atol=1e-5)
     # a user not yet encoded is encoded by the reloaded encoder as by the original
     loaded.user_encoded_[:] = False

@@ -20,8 +20,7 @@ from zsrec.training.contrastive import (
     ContrastiveSettings,
     _batches,
     build_pairs,
-    catalog_mean,
-    centre,
+    centring_mean,
     history_text,
     in_batch_loss,
     train_contrastive,
@@ -29,6 +28,7 @@ from zsrec.training.contrastive import (
     validation_ndcg,
     validation_task,
 )
+from zsrec.vectors import recentre
 
 TEMPLATE = ItemTextTemplate(fields=("title", "category"))
 
@@ -118,12 +118,12 @@ def test_items_user_side_is_the_mean_of_history_item_vectors(bert_folder) -> Non
 
 def test_centring_subtracts_the_catalog_mean_and_none_leaves_vectors_alone() -> None:
     raw = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
-    mean = catalog_mean(raw, ContrastiveSettings())
+    mean = centring_mean(raw, ContrastiveSettings())
     np.testing.assert_allclose(mean, raw.mean(axis=0, keepdims=True))
-    np.testing.assert_allclose(centre(raw, mean), l2_normalize(raw - mean), atol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(centre(raw, mean), axis=1), 1.0, atol=1e-6)
-    none = catalog_mean(raw, ContrastiveSettings(postprocess="none"))
-    assert none.shape == (1, 2) and not none.any() and centre(raw, none) is raw
+    np.testing.assert_allclose(recentre(raw, mean), l2_normalize(raw - mean), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(recentre(raw, mean), axis=1), 1.0, atol=1e-6)
+    none = centring_mean(raw, ContrastiveSettings(postprocess="none"))
+    assert none.shape == (1, 2) and not none.any() and recentre(raw, none) is raw
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_epoch(bert_folder) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from zsrec.data.dataset import CATEGORY_SEP, Dataset, user_item_lists
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice, check_fraction
 
 LEAVE_CATEGORY_OUT = "leave-category-out"
 LEAVE_ONE_OUT = "leave-one-out"
@@ -29,16 +29,12 @@ class SplitSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.level < 1:
-            raise ConfigError(f"level must be >= 1, got {self.level}")
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
+        check_choice(self, "protocol", PROTOCOLS, shown=", ".join(PROTOCOLS))
+        check_at_least(self, level=1)
+        check_fraction(self, "holdout_fraction")
         if self.validation_fraction is not None and not 0.0 <= self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.min_history < 1:
-            raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
+        check_at_least(self, min_history=1)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,16 @@ def _read_parquet(path: Path) -> Table:
     return Table(frame.reset_index(drop=True), str(path))
 
 
+def parse_json(text: str, path: Path, line: int | None = None) -> object:
+    """`json.loads(text)`; invalid JSON raises DataValidationError naming the file, line and column (`line`:
+    the text's line in the file, where the text is one line of it)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        number = err.lineno if line is None else line
+        raise DataValidationError(f"{path} line {number}: invalid JSON ({err.msg} at column {err.colno})") from None
+
+
 def _read_jsonl(path: Path) -> Table:
     text = decode_utf8(path.read_bytes(), path)
     records: list[dict[str, object]] = []
@@ -111,12 +121,7 @@ def _read_jsonl(path: Path) -> Table:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataValidationError(
-                f"{path} line {number}: invalid JSON ({err.msg} at column {err.colno})"
-            ) from None
+        record = parse_json(line, path, number)
         if not isinstance(record, dict):
             raise DataValidationError(
                 f"{path} line {number}: expected a JSON object per line, got {type(record).__name__}"

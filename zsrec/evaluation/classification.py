@@ -49,7 +49,7 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, n_labels
 
     Macro averages every label in 0..n_labels-1; a label with no predicted (no true) example has precision
     (recall) 0 (`zero_division=0`). For single-label classification the micro precision, recall and F1 all
-    equal the accuracy; they are reported anyway, as the issue asks for both averages.
+    equal the accuracy; they are reported anyway, so that both averages are always there.
 
     Returns {"accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_micro", "recall_micro",
     "f1_micro", "n"}; all nan when there are no examples.

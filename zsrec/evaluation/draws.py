@@ -9,28 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings
-from zsrec.evaluation.run import (
-    Reporter,
-    SilentReporter,
-    check_request,
-    evaluate_models,
-    json_ready,
-    prepare_split,
-    result_document,
-)
+from zsrec.evaluation.run import RunOptions, check_request, prepare_split, provenance
 from zsrec.evaluation.warmup import check_reveal, warmup_document
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import text_models
+from zsrec.reporting import Reporter, SilentReporter, json_ready
 
 MAX_DRAWS = 100
 
@@ -178,9 +170,7 @@ def draws_document(
         "ratio_to_strongest_baseline": ratios,
         "baseline_models": dict(STRONG_BASELINES),
         "encoder": first["encoder"],
-        "zsrec_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": first["command"],
+        **provenance(first["command"]),
     }
     return json_ready(doc)
 
@@ -217,6 +207,8 @@ def run_draws(
     values = check_reveal(reveal, split_settings) if reveal else ()
     if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)  # shared: text encoded once
+    options = RunOptions(encoder, embeddings, reporter, command)
+    document = partial(warmup_document, options=options, reveal=values) if values else options.evaluate_split
     data: str | Dataset = dataset
     docs = []
     for i in range(draws):
@@ -227,29 +219,5 @@ def run_draws(
             data, split = prepare_split(data, settings, reporter)
         except ConfigError as err:
             raise ConfigError(f"draw {i + 1} (seed {settings.seed}): {err}") from err
-        if values:
-            doc = warmup_document(
-                data,
-                split,
-                settings,
-                names,
-                scoring,
-                reveal=values,
-                encoder=encoder,
-                embeddings=embeddings,
-                reporter=reporter,
-                command=command,
-            )
-        else:
-            runs = evaluate_models(
-                split,
-                names,
-                scoring,
-                encoder=encoder,
-                embeddings=embeddings,
-                reporter=reporter,
-                min_history=settings.min_history,
-            )
-            doc = result_document(data, split, settings, runs, encoder=encoder, command=command)
-        docs.append(doc)
+        docs.append(document(data, split, settings, names, scoring))
     return draws_document(docs, split_settings, reveal=values)

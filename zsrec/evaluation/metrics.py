@@ -69,6 +69,13 @@ def _check_n_relevant(n_relevant: int | None, n_ranks: int) -> int:
     return int(n_relevant)
 
 
+def _check_at_k(ranks: np.ndarray, k: int, n_relevant: int | None) -> tuple[np.ndarray, int, int]:
+    """The checked arguments of a one-user metric at `k`: (ranks, k, n_relevant defaulting to len(ranks))."""
+    k = _check_positive_int(k, "k")
+    ranks = _check_ranks(ranks)
+    return ranks, k, _check_n_relevant(n_relevant, ranks.size)
+
+
 def _check_values(values: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
@@ -119,9 +126,7 @@ def recall_at_k(ranks: np.ndarray, k: int, n_relevant: int | None = None) -> flo
     >>> recall_at_k(np.array([1, 4]), k=2, n_relevant=4)
     0.25
     """
-    k = _check_positive_int(k, "k")
-    ranks = _check_ranks(ranks)
-    n_relevant = _check_n_relevant(n_relevant, ranks.size)
+    ranks, k, n_relevant = _check_at_k(ranks, k, n_relevant)
     if n_relevant == 0:
         return float("nan")
     return float(np.count_nonzero(ranks < k) / n_relevant)
@@ -138,9 +143,7 @@ def ndcg_at_k(ranks: np.ndarray, k: int, n_relevant: int | None = None) -> float
     >>> round(ndcg_at_k(np.array([1]), k=10), 6)  # 1/log2(3)
     0.63093
     """
-    k = _check_positive_int(k, "k")
-    ranks = _check_ranks(ranks)
-    n_relevant = _check_n_relevant(n_relevant, ranks.size)
+    ranks, k, n_relevant = _check_at_k(ranks, k, n_relevant)
     if n_relevant == 0:
         return float("nan")
     hits = ranks[ranks < k]

@@ -41,6 +41,55 @@ class ModelRun:
     score_seconds: float
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What every evaluation run takes besides its data and settings (`run_evaluation`'s keyword arguments)."""
+
+    encoder: str = "minilm"  # the encoder spec text models record in their config (and load, without embeddings)
+    embeddings: EmbeddingSource | None = None  # the source text models share; default one for `encoder`
+    reporter: Reporter | None = None  # where progress goes; None = silent
+    command: Sequence[str] = ()  # the command line recorded in the result document
+
+    def evaluate(
+        self,
+        split: EvalSplit,
+        names: Sequence[str],
+        settings: EvalSettings,
+        *,
+        min_history: int,
+        revealed: pd.DataFrame | None = None,
+    ) -> list[ModelRun]:
+        """`evaluate_models` with these options."""
+        return evaluate_models(
+            split,
+            names,
+            settings,
+            encoder=self.encoder,
+            embeddings=self.embeddings,
+            reporter=self.reporter,
+            min_history=min_history,
+            revealed=revealed,
+        )
+
+    def document(
+        self, data: Dataset, split: EvalSplit, split_settings: SplitSettings, runs: Sequence[ModelRun]
+    ) -> dict[str, Any]:
+        """`result_document` with these options' encoder and command."""
+        return result_document(data, split, split_settings, runs, encoder=self.encoder, command=self.command)
+
+    def evaluate_split(
+        self,
+        data: Dataset,
+        split: EvalSplit,
+        split_settings: SplitSettings,
+        names: Sequence[str],
+        settings: EvalSettings,
+    ) -> dict[str, Any]:
+        """Fit and evaluate each named model on a prepared split; its result document."""
+        runs = self.evaluate(split, names, settings, min_history=split_settings.min_history)
+        return self.document(data, split, split_settings, runs)
+
+
 def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
     """The candidate pools of a `--pool` value: "new", "all" or "both"; None = the protocol's natural one.
 
@@ -234,11 +283,18 @@ def result_document(
         },
         "encoder": encoder,
         "item_text_template": ItemTextTemplate().to_dict(),
+        **provenance(command),
+    }
+    return json_ready(doc)
+
+
+def provenance(command: Sequence[str]) -> dict[str, Any]:
+    """The fields every result document ends with: zsrec version, when it was made, and the command line."""
+    return {
         "zsrec_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": list(command),
     }
-    return json_ready(doc)
 
 
 def run_evaluation(
@@ -266,13 +322,5 @@ def run_evaluation(
     eval_settings = eval_settings or EvalSettings()
     names = check_request(models, split_settings, eval_settings)
     data, split = prepare_split(dataset, split_settings, reporter)
-    runs = evaluate_models(
-        split,
-        names,
-        eval_settings,
-        encoder=encoder,
-        embeddings=embeddings,
-        reporter=reporter,
-        min_history=split_settings.min_history,
-    )
-    return result_document(data, split, split_settings, runs, encoder=encoder, command=command)
+    options = RunOptions(encoder, embeddings, reporter, command)
+    return options.evaluate_split(data, split, split_settings, names, eval_settings)

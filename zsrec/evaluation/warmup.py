@@ -19,16 +19,13 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings
 from zsrec.evaluation.run import (
     ModelRun,
-    Reporter,
-    SilentReporter,
+    RunOptions,
     check_request,
-    evaluate_models,
-    json_ready,
     prepare_split,
-    result_document,
     score_model,
 )
 from zsrec.models.embedding_source import EmbeddingSource
+from zsrec.reporting import Reporter, SilentReporter, json_ready
 
 
 def parse_reveal(text: str) -> tuple[str, ...]:
@@ -67,12 +64,9 @@ def warmup_document(
     split_settings: SplitSettings,
     names: Sequence[str],
     eval_settings: EvalSettings,
+    options: RunOptions,
     *,
     reveal: Sequence[str],
-    encoder: str = "minilm",
-    embeddings: EmbeddingSource | None = None,
-    reporter: Reporter | None = None,
-    command: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fit each model once on `split.train`, then evaluate it at each reveal share (seeded by the split's seed).
 
@@ -81,7 +75,7 @@ def warmup_document(
         "n_revealed_users", "n_revealed_events"}; with several, `{"dataset", "reveal_values": [as written,
         ascending], "reveal": {value as written: that document}, "encoder", "zsrec_version", "created", "command"}`.
     """
-    reporter = reporter or SilentReporter()
+    reporter = options.reporter or SilentReporter()
     values = check_reveal(reveal, split_settings)
     steps = reveal_schedule(split, [float(v) for v in values], seed=split_settings.seed)
     docs: dict[str, dict[str, Any]] = {}
@@ -94,19 +88,11 @@ def warmup_document(
         if len(step.split.test_users) == 0:
             raise ConfigError(f"reveal {value} leaves no test user; use smaller shares")
         if not runs:
-            runs = evaluate_models(
-                step.split,
-                names,
-                eval_settings,
-                encoder=encoder,
-                embeddings=embeddings,
-                reporter=reporter,
-                min_history=split_settings.min_history,
-                revealed=step.new_events,
-            )
+            min_history = split_settings.min_history
+            runs = options.evaluate(step.split, names, eval_settings, min_history=min_history, revealed=step.new_events)
         else:
             runs = [_fold_in_and_score(run, step, eval_settings, reporter) for run in runs]
-        doc = result_document(data, step.split, split_settings, runs, encoder=encoder, command=command)
+        doc = options.document(data, step.split, split_settings, runs)
         doc["protocol"]["reveal"] = {
             "value": value,
             "share": step.share,
@@ -155,15 +141,5 @@ def run_warmup(
     names = check_request(models, split_settings, eval_settings)
     check_reveal(reveal, split_settings)
     data, split = prepare_split(dataset, split_settings, reporter)
-    return warmup_document(
-        data,
-        split,
-        split_settings,
-        names,
-        eval_settings,
-        reveal=reveal,
-        encoder=encoder,
-        embeddings=embeddings,
-        reporter=reporter,
-        command=command,
-    )
+    options = RunOptions(encoder, embeddings, reporter, command)
+    return warmup_document(data, split, split_settings, names, eval_settings, options, reveal=reveal)

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from zsrec.data.dataset import Dataset
-from zsrec.errors import ConfigError
-from zsrec.models.base import Recommender
+from zsrec.errors import check_at_least
+from zsrec.models.base import RefitsOnInteractions
 
 
 @dataclass(frozen=True)
@@ -27,15 +26,10 @@ class AlsSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.factors < 1:
-            raise ConfigError(f"factors must be >= 1, got {self.factors}")
-        if self.iterations < 1:
-            raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
-        if self.regularization < 0:
-            raise ConfigError(f"regularization must be >= 0, got {self.regularization}")
+        check_at_least(self, factors=1, iterations=1, regularization=0)
 
 
-class AlsRecommender(Recommender):
+class AlsRecommender(RefitsOnInteractions):
     """Score = user factors · item factors, learned by implicit's ALS on the training interactions.
 
     `partial_fit(events)` keeps the interactions it was fitted on and refits from scratch (same seed) on them
@@ -51,31 +45,10 @@ class AlsRecommender(Recommender):
 
     def fit(self, data: Dataset) -> Self:
         self._remember(data)
-        self._pairs = (data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy())
-        self._fit_pairs()
+        self._fit_interactions(data)
         return self
 
-    def partial_fit(self, events: pd.DataFrame) -> Self:
-        """Refit on the fit interactions plus `events` (see the class docstring); histories grow too."""
-        users, items = self._interaction_pairs()  # before the histories take in the events
-        super().partial_fit(events)
-        self._pairs = (
-            np.concatenate([users, events["user"].to_numpy()]),
-            np.concatenate([items, events["item"].to_numpy()]),
-        )
-        self._fit_pairs()
-        return self
-
-    def _interaction_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(users, items) learned from so far; after load, rebuilt from the saved histories."""
-        if getattr(self, "_pairs", None) is None:
-            lengths = [len(h) for h in self.histories_]
-            users = np.repeat(np.arange(self.n_users_), lengths)
-            items = np.concatenate(self.histories_) if self.histories_ else np.empty(0, dtype=np.int64)
-            self._pairs = (users, items)
-        return self._pairs
-
-    def _fit_pairs(self) -> None:
+    def _refit(self) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 

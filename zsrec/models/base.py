@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
@@ -23,6 +24,13 @@ from zsrec.errors import DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ids import CatalogIds, recommend_users
+
+
+class SettingsFromDict(Protocol):
+    """A settings class that reads itself back from its JSON form."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class Recommender(ABC):
     _state: ClassVar[tuple[str, ...]] = ()
     #: the item, user and category ids behind the indexes (set by `fit`; None in a folder saved without them)
     ids_: CatalogIds | None = None
+    #: the settings class whose `from_dict` reads the settings back from config.json (None: the model has no
+    #: settings, or overrides `_settings_from_dict`)
+    settings_class: ClassVar[type[SettingsFromDict] | None] = None
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -192,7 +203,55 @@ class Recommender(ABC):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:
-        return None
+        """The settings saved in config.json, read back by `settings_class` (None without one)."""
+        return None if cls.settings_class is None else cls.settings_class.from_dict(values or {})
+
+
+class RefitsOnInteractions(Recommender):
+    """A recommender that keeps the interactions it learned from and, on `partial_fit`, refits from scratch
+    (same seed) on them plus the events: for models with no cheap exact update for new items. After `load`
+    the interactions are read back from the saved histories."""
+
+    _pairs: tuple[np.ndarray, np.ndarray] | None = None
+
+    @abstractmethod
+    def _refit(self) -> None:
+        """Fit the learned state from scratch on `_interaction_pairs()`."""
+
+    def _fit_interactions(self, data: Dataset) -> None:
+        """Keep `data`'s interactions as the ones learned from, then fit on them."""
+        self._pairs = (data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy())
+        self._refit()
+
+    def _interaction_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(users, items) learned from so far; after load, rebuilt from the saved histories."""
+        if self._pairs is None:
+            lengths = [len(h) for h in self.histories_]
+            users = np.repeat(np.arange(self.n_users_), lengths)
+            items = np.concatenate(self.histories_) if self.histories_ else np.empty(0, dtype=np.int64)
+            self._pairs = (users, items)
+        return self._pairs
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Refit on the interactions learned from so far plus `events`; histories grow too."""
+        users, items = self._interaction_pairs()  # before the histories take in the events
+        super().partial_fit(events)
+        self._pairs = (
+            np.concatenate([users, events["user"].to_numpy()]),
+            np.concatenate([items, events["item"].to_numpy()]),
+        )
+        self._refit()
+        return self
+
+
+def history_counts(histories: list[np.ndarray], users: np.ndarray, n_items: int) -> sparse.csr_matrix:
+    """(len(users), n_items) float32: 1 for each item in each user's history (all zeros for an empty one)."""
+    rows, cols = [], []
+    for r, u in enumerate(users):
+        h = histories[int(u)]
+        rows.extend([r] * len(h))
+        cols.extend(h.tolist())
+    return sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), n_items))
 
 
 def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, histories: list[np.ndarray]) -> None:

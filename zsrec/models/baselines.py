@@ -12,8 +12,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
-from zsrec.models.base import Recommender
+from zsrec.errors import ConfigError, check_at_least
+from zsrec.models.base import Recommender, history_counts
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,7 @@ class TfidfSettings:
             raise ConfigError(f"need 1 <= ngram_min <= ngram_max, got {self.ngram_min} and {self.ngram_max}")
         if self.stop_words not in (None, "english"):
             raise ConfigError(f"stop_words must be 'english' or None, got {self.stop_words!r}")
-        if self.min_df < 1:
-            raise ConfigError(f"min_df must be >= 1, got {self.min_df}")
-        if self.ngram_max < 1:
-            raise ConfigError(f"ngram_max must be >= 1, got {self.ngram_max}")
+        check_at_least(self, min_df=1, ngram_max=1)
 
 
 class TfidfRecommender(Recommender):
@@ -159,15 +156,7 @@ class TfidfRecommender(Recommender):
 
     def user_profiles(self, users: np.ndarray) -> sparse.csr_matrix:
         """Mean TF-IDF vector of each user's history, L2-normalised (all zeros for an empty history)."""
-        rows, cols = [], []
-        for r, u in enumerate(users):
-            h = self.histories_[int(u)]
-            rows.extend([r] * len(h))
-            cols.extend(h.tolist())
-        weights = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), self.n_items_)
-        )
-        profiles = weights @ self.item_matrix
+        profiles = history_counts(self.histories_, users, self.n_items_) @ self.item_matrix
         norms = np.sqrt(np.asarray(profiles.multiply(profiles).sum(axis=1))).ravel()
         norms[norms == 0] = 1.0
         return sparse.diags(1.0 / norms) @ profiles

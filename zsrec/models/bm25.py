@@ -10,9 +10,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.encoders.templates import ItemTextTemplate, with_item_template
 from zsrec.errors import ConfigError
-from zsrec.models.base import Recommender
+from zsrec.models.base import Recommender, history_counts
 
 QUERY_WEIGHTINGS = ("count", "binary")
 
@@ -110,15 +110,7 @@ class Bm25Recommender(Recommender):
 
     def queries(self, users: np.ndarray) -> sparse.csr_matrix:
         """Query term weights per user (users × terms): their history items' rows summed."""
-        rows, cols = [], []
-        for r, u in enumerate(users):
-            h = self.histories_[int(u)]
-            rows.extend([r] * len(h))
-            cols.extend(h.tolist())
-        history = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), self.n_items_)
-        )
-        return history @ self._item_matrices()[1]
+        return history_counts(self.histories_, users, self.n_items_) @ self._item_matrices()[1]
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -127,7 +119,4 @@ class Bm25Recommender(Recommender):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Bm25Settings:
-        values = dict(values or {})
-        if "template" in values:
-            values["template"] = ItemTextTemplate.from_dict(values["template"])
-        return Bm25Settings(**values)
+        return Bm25Settings(**with_item_template(values))

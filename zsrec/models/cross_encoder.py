@@ -149,6 +149,7 @@ class CrossEncoderRecommender(Recommender):
     """
 
     name = "cross-encoder"
+    settings_class = CrossEncoderSettings
 
     def __init__(
         self,
@@ -283,10 +284,6 @@ class CrossEncoderRecommender(Recommender):
             config["label_values"] = self.label_values_
             config["n_trainable_params"] = self.n_trainable_params_
         return config
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> CrossEncoderSettings:
-        return CrossEncoderSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         """Base model, tokenizer, weights and logs first; config.json last (a folder without it is unusable)."""

@@ -124,6 +124,7 @@ class EnsembleRecommender(Recommender):
     """Weighted fusion of member recommenders; the weights come from validation categories, never test ones."""
 
     name = "ensemble"
+    settings_class = EnsembleSettings
     _state = ("weights_",)
 
     def __init__(
@@ -302,10 +303,6 @@ class EnsembleRecommender(Recommender):
             config["tuning"] = self.tuning_
             config["member_folders"] = _member_folders(self.settings.members)
         return config
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> EnsembleSettings:
-        return EnsembleSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         """Members first, each in `members/<i>-<name>/` by its own `save`; then weights and config.json."""

@@ -41,7 +41,7 @@ from zsrec.training.adversarial import AdversarialSettings
 from zsrec.training.contrastive import (
     ContrastiveSettings,
     TextTower,
-    catalog_mean,
+    centring_mean,
     train_contrastive,
     user_vectors,
 )
@@ -222,6 +222,7 @@ class FinetunedTwoTower(Recommender):
     """
 
     name = "two-tower-lora"
+    settings_class = FinetuneSettings
     _state = ("item_vectors_", "user_vectors_", "user_encoded_")
 
     def __init__(self, settings: FinetuneSettings | None = None, *, reporter: Reporter | None = None) -> None:
@@ -245,7 +246,7 @@ class FinetunedTwoTower(Recommender):
         self.reporter.message(f"{self.name}: encoding {data.n_items} items")
         raw = tower.encode(s.template.render(data.items), s.training.item_max_length, s.training.encode_batch_size)
         # kept, so that every later text (a tampered catalog) is centred the same way; zeros = no centring
-        self.catalog_mean_ = catalog_mean(raw, s.training)
+        self.catalog_mean_ = centring_mean(raw, s.training)
         self.item_vectors_ = recentre(raw, self.catalog_mean_)
         self.user_vectors_ = np.zeros((data.n_users, tower.dim), dtype=np.float32)
         self.user_encoded_ = np.zeros(data.n_users, dtype=bool)
@@ -335,10 +336,6 @@ class FinetunedTwoTower(Recommender):
         return ADAPTER if self.settings.mode == "lora" else ENCODER
 
     @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> FinetuneSettings:
-        return FinetuneSettings.from_dict(values or {})
-
-    @classmethod
     def load(cls, directory: str | Path) -> Self:
         """Rebuild the encoder (base from its folder + saved weights, safetensors only) and the arrays."""
         directory = Path(directory)
@@ -387,7 +384,7 @@ class FinetunedTwoTowerFull(FinetunedTwoTower):
     name = "two-tower-full"
 
 
-#: learning rate of each mode's benchmark defaults (LoRA adapters learn ~10x faster than full weights)
+#: learning rate of each mode's benchmark defaults (LoRA adapters take a much larger step than full weights)
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5}
 
 

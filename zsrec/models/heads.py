@@ -193,6 +193,7 @@ class HeadRecommender(Recommender):
     `data` for that many epochs, `training.refit`). The per-epoch log is in `training_log_`.
     """
 
+    settings_class = HeadSettings
     _state = ("item_vectors_", "profile_vectors_", "catalog_mean_")
 
     def __init__(self, settings: HeadSettings | None = None, *, embeddings: EmbeddingSource | None = None) -> None:
@@ -320,10 +321,6 @@ class HeadRecommender(Recommender):
     # -- persistence -------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> HeadSettings:
-        return HeadSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         """Weights (safetensors) and training log first, then the arrays and config.json (see `Recommender`)."""

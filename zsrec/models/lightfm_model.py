@@ -15,9 +15,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from zsrec.data.dataset import Dataset
-from zsrec.encoders.templates import ItemTextTemplate
+from zsrec.encoders.templates import ItemTextTemplate, with_item_template
 from zsrec.errors import ConfigError
-from zsrec.models.base import Recommender
+from zsrec.models.base import RefitsOnInteractions
 
 LOSSES = ("warp", "bpr", "warp-kos", "logistic")
 INSTALL_HINT = "pip install --no-build-isolation --no-deps lightfm==1.17 (with setuptools and wheel in the venv)"
@@ -62,7 +62,7 @@ def _import_lightfm() -> Any:
     return LightFM
 
 
-class LightFmRecommender(Recommender):
+class LightFmRecommender(RefitsOnInteractions):
     """Score = user vector · Σ item feature vectors + item bias, learned by LightFM on the training interactions.
 
     Only items with interactions are trained on (WARP would otherwise sample the new items as negatives on
@@ -91,7 +91,7 @@ class LightFmRecommender(Recommender):
         super().__init__(settings or LightFmSettings())
 
     def fit(self, data: Dataset) -> Self:
-        LightFM = _import_lightfm()  # noqa: N806 (a class)
+        _import_lightfm()  # before any state changes
         self._remember(data)
         s = self.settings
         vec = TfidfVectorizer(max_features=s.max_features, min_df=s.min_df, stop_words="english", dtype=np.float32)
@@ -100,8 +100,7 @@ class LightFmRecommender(Recommender):
         except ValueError as exc:  # scikit-learn's "empty vocabulary"
             raise ConfigError(f"lightfm found no terms in the item texts with min_df={s.min_df}: {exc}") from exc
         self._store_features(text)
-        self._pairs = (data.interactions["user"].to_numpy(), data.interactions["item"].to_numpy())
-        self._fit_pairs(LightFM)
+        self._fit_interactions(data)
         return self
 
     def _store_features(self, text: sparse.csr_matrix) -> None:
@@ -129,7 +128,8 @@ class LightFmRecommender(Recommender):
         scale = sparse.diags(np.where(has_id, 0.5, 1.0).astype(np.float32))
         return (scale @ sparse.hstack([text, identity])).tocsr()
 
-    def _fit_pairs(self, LightFM: Any) -> None:  # noqa: N803 (a class)
+    def _refit(self) -> None:
+        LightFM = _import_lightfm()  # noqa: N806 (a class)
         s = self.settings
         users, items = self._interaction_pairs()
         trained = np.unique(items)  # columns of the interaction matrix: only items someone chose
@@ -156,26 +156,10 @@ class LightFmRecommender(Recommender):
         self.item_vectors_ = np.asarray(features @ model.item_embeddings, dtype=np.float32)
         self.item_biases_ = np.asarray(features @ model.item_biases, dtype=np.float32)
 
-    def _interaction_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(users, items) learned from so far; after load, rebuilt from the saved histories."""
-        if getattr(self, "_pairs", None) is None:
-            lengths = [len(h) for h in self.histories_]
-            users = np.repeat(np.arange(self.n_users_), lengths)
-            items = np.concatenate(self.histories_) if self.histories_ else np.empty(0, dtype=np.int64)
-            self._pairs = (users, items)
-        return self._pairs
-
     def partial_fit(self, events: pd.DataFrame) -> Self:
         """Refit on the fit interactions plus `events` (see the class docstring); histories grow too."""
-        LightFM = _import_lightfm()  # noqa: N806 (a class)
-        users, items = self._interaction_pairs()  # before the histories take in the events
-        super().partial_fit(events)
-        self._pairs = (
-            np.concatenate([users, events["user"].to_numpy()]),
-            np.concatenate([items, events["item"].to_numpy()]),
-        )
-        self._fit_pairs(LightFM)
-        return self
+        _import_lightfm()  # before any state changes
+        return super().partial_fit(events)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -185,7 +169,4 @@ class LightFmRecommender(Recommender):
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> LightFmSettings:
-        values = dict(values or {})
-        if "template" in values:
-            values["template"] = ItemTextTemplate.from_dict(values["template"])
-        return LightFmSettings(**values)
+        return LightFmSettings(**with_item_template(values))

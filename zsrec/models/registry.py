@@ -8,10 +8,9 @@ folder to the class that wrote it (`ModelSpec.saved`). Models made of other regi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -245,11 +244,6 @@ def training_settings() -> dict[str, type]:
 def saved_model_classes() -> list[type[Recommender]]:
     """Every class whose saved folder `load_model` can read, in the order `load_model` asks them."""
     return list(dict.fromkeys(s.saved for s in SPECS.values() if s.saved is not None))
-
-
-# Views derived from SPECS (not separate tables) under their old names, for callers that still read them.
-TEXT_MODELS: frozenset[str] = text_models()
-TRAINING_SETTINGS: Mapping[str, type] = MappingProxyType(training_settings())
 
 
 def parse_model_names(text: str) -> list[str]:

@@ -46,12 +46,12 @@ class TuningSettings:
     The grid moves the weights of the four parts (semantic, word TF-IDF, character n-grams, category); the
     semantic part is always on. Which parts help depends on the shop: on Amazon Scientific (technical titles,
     part numbers) the lexical parts carry most of the signal, while on Complete Journey (short grocery titles)
-    the centred semantic part alone beat the four-part fusion on the test categories (NDCG@10 .077 vs .065)
-    and on most validation folds, so the lexical weights may also be 0.
+    the centred semantic part alone beat the four-part fusion on the test categories and on most validation
+    folds, so the lexical weights may also be 0.
 
     Turning the lexical parts down is gated (`gate_confidence`): on Complete Journey's five demo categories the
-    semantic-only point won on validation (+7.5%) but lost 9% on the test categories; out of fold its gain
-    was within noise, while on the level-2 split (+20% on test) it was clear.
+    semantic-only point won on validation but lost on the test categories; out of fold its gain was within
+    noise, while on the level-2 split it was clear (figures in docs/benchmarks.md).
     """
 
     base: ZeroShotSettings = field(default_factory=lambda: preset("zero-shot-hybrid"))  # what is not searched
@@ -62,7 +62,7 @@ class TuningSettings:
     char_weights: tuple[float, ...] = (0.0, 0.5, 1.0)  # character n-grams of title and brand
     # Category level of the validation hold-out; None = top level if it has >= 4. Inside an evaluation the
     # registry sets it to the level the evaluation holds out (`ModelContext.validation_level`): on Complete
-    # Journey's level-2 draws, validating on level-1 departments chose worse (NDCG@10 .042 vs .081 on seed 1).
+    # Journey's level-2 draws, validating on level-1 departments chose clearly worse grid points.
     level: int | None = None
     holdout_fraction: float = 0.2  # share of that level's categories (with interactions) held out
     min_history: int = 3

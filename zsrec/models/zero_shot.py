@@ -15,7 +15,7 @@ import numpy as np
 
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
 from zsrec.models.base import Recommender
 from zsrec.models.baselines import TfidfRecommender, TfidfSettings
 from zsrec.models.embedding_source import EmbeddingSource
@@ -58,26 +58,17 @@ class ZeroShotSettings:
     category_level: int | None = None  # category level for the affinity; None = each item's full path
 
     def __post_init__(self) -> None:
-        if self.aggregation not in AGGREGATIONS:
-            raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
-        if self.postprocess not in POSTPROCESS:
-            raise ConfigError(f"postprocess must be one of {POSTPROCESS}, got {self.postprocess!r}")
-        if self.half_life <= 0:
-            raise ConfigError(f"half_life must be > 0, got {self.half_life}")
-        if self.n_interests < 1:
-            raise ConfigError(f"n_interests must be >= 1, got {self.n_interests}")
-        if self.interest_temperature < 0:
-            raise ConfigError(f"interest_temperature must be >= 0, got {self.interest_temperature}")
+        check_choice(self, "aggregation", AGGREGATIONS)
+        check_choice(self, "postprocess", POSTPROCESS)
+        check_positive(self, "half_life")
+        check_at_least(self, n_interests=1, interest_temperature=0)
         weights = ("profile_weight", "semantic_weight", "lexical_weight", "char_weight", "category_weight")
-        for name in weights:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_at_least(self, **dict.fromkeys(weights, 0))
         if self.semantic_weight + self.lexical_weight + self.char_weight + self.category_weight == 0:
             raise ConfigError(
                 "at least one of semantic_weight, lexical_weight, char_weight, category_weight must be > 0"
             )
-        if self.whiten_dims < 1:
-            raise ConfigError(f"whiten_dims must be >= 1, got {self.whiten_dims}")
+        check_at_least(self, whiten_dims=1)
         if self.category_level is not None and self.category_level < 1:
             raise ConfigError(f"category_level must be >= 1 or None, got {self.category_level}")
 
@@ -105,10 +96,11 @@ class ZeroShotRecommender(Recommender):
       words and word pairs / character 3-5-grams of title and brand (part numbers, brand spellings);
     - category(u, i): cosine between the user vector and the centroid of item i's category.
     z() standardises each part over each user's candidates, because the parts live on different scales
-    (on Amazon Scientific the raw sum of semantic and lexical scored NDCG@10 .032, the standardised sum .037).
+    (on Amazon Scientific the standardised sum of semantic and lexical scored better than the raw sum).
     """
 
     name = "zero-shot-custom"
+    settings_class = ZeroShotSettings
     _state = ("item_vectors_", "profile_vectors_", "category_index_", "category_vectors_")
 
     def __init__(self, settings: ZeroShotSettings | None = None, *, embeddings: EmbeddingSource | None = None) -> None:
@@ -227,10 +219,6 @@ class ZeroShotRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         return super().get_config() | {"settings": self.settings.to_dict()}
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> ZeroShotSettings:
-        return ZeroShotSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)

@@ -1,1 +1,1 @@
-"""Robustness of recommenders to adversarial item text (issue 5): perturbations and their evaluation."""
+"""Robustness of recommenders to adversarial item text: perturbations and their evaluation."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least
 from zsrec.evaluation.metrics import bootstrap_ci, user_metrics
 from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.robustness.attacks import ATTACKS, STUFFING, AttackSettings, choose_stuffed_items, perturb_items
@@ -45,12 +45,7 @@ class RobustnessSettings:
         bad = [a for a in self.attacks if a not in ATTACKS]
         if bad or not self.attacks:
             raise ConfigError(f"attacks must be a non-empty subset of {', '.join(ATTACKS)}, got {self.attacks}")
-        if self.k < 1:
-            raise ConfigError(f"k must be >= 1, got {self.k}")
-        if self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_at_least(self, k=1, n_bootstrap=0, batch_size=1)
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import model_entries, prepare_split
+from zsrec.evaluation.run import model_entries, prepare_split, provenance
 from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models
@@ -133,8 +131,6 @@ def result_document(
         "results": results,
         "models": timings,
         "encoder": encoder,
-        "zsrec_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": list(command),
+        **provenance(command),
     }
     return json_ready(doc)

@@ -17,7 +17,7 @@ import numpy as np
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import validation_category_splits
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice, check_fraction
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.zero_shot import ZeroShotRecommender, ZeroShotSettings, preset
 from zsrec.scenarios.calibration import METHODS, Calibrator, fit_calibrator
@@ -38,16 +38,11 @@ class AdoptionSettings:
     encoder: str = "minilm"
 
     def __post_init__(self) -> None:
-        if self.level < 1:
-            raise ConfigError(f"level must be >= 1, got {self.level}")
-        if self.calibration not in METHODS:
-            raise ConfigError(f"calibration must be one of {METHODS}, got {self.calibration!r}")
-        if self.min_history < 1:
-            raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.validation_folds < 1:
-            raise ConfigError(f"validation_folds must be >= 1, got {self.validation_folds}")
+        check_at_least(self, level=1)
+        check_choice(self, "calibration", METHODS)
+        check_at_least(self, min_history=1)
+        check_fraction(self, "validation_fraction")
+        check_at_least(self, validation_folds=1)
 
 
 class CategoryScorer:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
 from zsrec.evaluation.metrics import auc
 from zsrec.scenarios.ranking import ranks_of_relevant
 
@@ -31,12 +31,9 @@ class AudienceSettings:
     min_history: int = 3  # users with fewer distinct history items are not ranked
 
     def __post_init__(self) -> None:
-        if self.scoring not in SCORINGS:
-            raise ConfigError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.min_history < 1:
-            raise ConfigError(f"min_history must be >= 1, got {self.min_history}")
+        check_choice(self, "scoring", SCORINGS)
+        check_positive(self, "temperature")
+        check_at_least(self, min_history=1)
 
 
 @dataclass(frozen=True)

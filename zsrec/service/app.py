@@ -5,8 +5,8 @@ pools, one for reads (`/recommend`, `/similar`, `/audience`, `/health`) and one 
 where numpy and faiss release the GIL. The pools are small on purpose: with Starlette's default of 40 threads
 for sync endpoints, a short backlog at 1M items put dozens of request threads in contention for the GIL (each
 faiss or numpy call hands it over and waits to get it back), and the server stalled for seconds at a time
-(open-loop p50 100-400 ms for 3-10 s stretches, while a core stood idle); with 4 read threads three 30 s
-runs at 200 req/s had p99 26-47 ms (full benchmark runs vary with the machine's speed: docs/benchmarks.md).
+while a core stood idle; with a few read threads per core the tail latency stayed low (figures, which vary
+with the machine's speed, in docs/benchmarks.md).
 A write waiting for the encoder holds a write thread, never a read one.
 """
 
@@ -48,7 +48,7 @@ class ServiceConfig:
     # the text encoder in a child process (zsrec.service.encoding): what `zsrec serve` does (from_env's
     # default); in-process here so that tests and embedding apps start no process
     encoder_process: bool = False
-    # threads serving reads at once, two per core (4 on the 2 cores measured); more wait in the event loop
+    # threads serving reads at once, two per core; more wait in the event loop
     read_threads: int = field(default_factory=lambda: _two_per_core())
     write_threads: int = 2  # threads serving writes at once (writes also take turns on the engine's write lock)
 
@@ -110,7 +110,7 @@ def _lifespan(folder: Path, config: ServiceConfig) -> Callable[[FastAPI], Abstra
         from threadpoolctl import threadpool_limits
 
         # One BLAS/OpenMP thread per request: requests already run in parallel, and nested threads on a
-        # small machine made exact search 12x slower (3.9 vs 47 req/s measured, /work/shared/INFRA.md).
+        # small machine made exact search many times slower.
         limits = threadpool_limits(limits=1)
         import faiss
 

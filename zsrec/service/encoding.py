@@ -1,14 +1,12 @@
 """The service's text encoder in a child process of its own.
 
 A forward pass is hundreds of small torch operations, each taking and giving back the GIL; run in the server's
-request threads it slowed every concurrent `/recommend`. Measured at 1M items, 2 cores, `/recommend` at 200
-req/s beside `/items` at 5 req/s: p99 122-173 ms with in-process encoding (20 ms without the writes). The
-child holds the model; the request thread sends texts and waits without the GIL.
+request threads it slowed every concurrent `/recommend` (its tail latency grew several-fold while items were
+being added). The child holds the model; the request thread sends texts and waits without the GIL.
 
 The child also runs at a lower scheduling priority (nice 10 by default): on a busy machine the kernel gives a
 core to a waiting `/recommend` before the next encoder layer, so a new item waits a little longer instead of
-every read. Measured at 1M items with `/items` at 5 req/s beside 200 req/s of `/recommend`: see
-benchmarks/serving.py in docs/benchmarks.md.
+every read (benchmarks/serving.py measures it; figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

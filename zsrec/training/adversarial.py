@@ -41,7 +41,7 @@ from zsrec.data.perturb import (
     typos,
 )
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
 from zsrec.training.options import parse_fields
 
 METHODS = ("none", "fgm", "pgd")
@@ -70,27 +70,20 @@ class AdversarialSettings:
     seed: int = 0  # seed of the augmentation draws
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.epsilon <= 0:
-            raise ConfigError(f"epsilon must be > 0, got {self.epsilon}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-        if self.alpha <= 0:
-            raise ConfigError(f"alpha must be > 0, got {self.alpha}")
-        if self.weight < 0:
-            raise ConfigError(f"weight must be >= 0, got {self.weight}")
+        check_choice(self, "method", METHODS)
+        check_positive(self, "epsilon")
+        check_at_least(self, steps=1)
+        check_positive(self, "alpha")
+        check_at_least(self, weight=0)
         if isinstance(self.augment, str):  # a bare string would be read letter by letter
             raise ConfigError(f"augment must be a tuple of names, got the string {self.augment!r}")
         unknown = [a for a in self.augment if a not in AUGMENTATIONS]
         if unknown:
             raise ConfigError(f"augment must name perturbations among {AUGMENTATIONS}, got {unknown[0]!r}")
-        if self.stuffing_words < 1:
-            raise ConfigError(f"stuffing_words must be >= 1, got {self.stuffing_words}")
+        check_at_least(self, stuffing_words=1)
         if not 0.0 <= self.augment_prob <= 1.0:
             raise ConfigError(f"augment_prob must be in [0, 1], got {self.augment_prob}")
-        if self.stuffing_loss not in STUFFING_LOSSES:
-            raise ConfigError(f"stuffing_loss must be one of {STUFFING_LOSSES}, got {self.stuffing_loss!r}")
+        check_choice(self, "stuffing_loss", STUFFING_LOSSES)
 
     @classmethod
     def from_dict(cls, values: dict) -> AdversarialSettings:

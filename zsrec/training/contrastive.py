@@ -29,14 +29,14 @@ from torch import nn
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, default_validation_level, first_validation_split
-from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.evaluation.ranking import new_pool_ndcg
 from zsrec.reporting import Reporter, SilentReporter
 from zsrec.training.adversarial import AdversarialSettings, TextAugmenter, backward_with_attack
-from zsrec.training.loop import Stopping, Validation, ndcg_validation, train_epochs
+from zsrec.training.loop import Stopping, Validation, describe_validation, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
+from zsrec.vectors import catalog_mean, recentre
 
 
 class UserSide(Choice):
@@ -61,16 +61,16 @@ class ContrastiveSettings(RankingTrainingSettings):
     batch_size: int = 32  # the other positives of a batch are each pair's negatives
     lr: float = 1e-4  # LoRA likes ~1e-3, full fine-tuning ~3e-5
     weight_decay: float = 0.01
-    # Training pairs per epoch at most (a seeded sample; keeps a CPU run near 30 min). More pairs did not help:
-    # one LoRA epoch of 6,000 pairs on Amazon Scientific (14 min) took validation NDCG@10 from .031 to .015.
+    # Training pairs per epoch at most (a seeded sample; keeps a CPU run short). More pairs did not help: a
+    # LoRA epoch on several times as many pairs lowered validation NDCG (docs/benchmarks.md).
     max_pairs: int = 1000
     patience: int = 1
     max_grad_norm: float = 1.0  # gradient clipping (0 = off)
     history_items: int = 8  # a pair's input (and a "text" user): this many most recent history items or titles
     # Users when scoring and validating (user_side="items"): the mean of this many most recent history items'
     # vectors; None = the whole history (zero-shot-mean's user). Training pairs keep `history_items` (their cost
-    # grows with it). On Complete Journey the untrained centred encoder scores NDCG@10 .046 with the last 8 items
-    # and .077 with the whole history.
+    # grows with it). On Complete Journey the untrained centred encoder scores clearly better with the whole
+    # history than with the last few items.
     score_history_items: int | None = None
     user_max_length: int = 96  # tokens of a user text (longer are cut: the most recent titles come first)
     item_max_length: int = 64  # tokens of an item text
@@ -220,18 +220,11 @@ def build_pairs(data: Dataset, settings: ContrastiveSettings) -> ContrastivePair
     return ContrastivePairs(histories, items_arr, category[items_arr])
 
 
-def catalog_mean(raw: np.ndarray, settings: ContrastiveSettings) -> np.ndarray:
-    """(1, d): the mean of a catalog's raw item vectors with `postprocess="center"`, else zeros (no centring)."""
+def centring_mean(raw: np.ndarray, settings: ContrastiveSettings) -> np.ndarray:
+    """(1, d): the catalog mean of raw item vectors with `postprocess="center"`, else zeros (no centring)."""
     if settings.postprocess == "center" and len(raw):
-        return raw.mean(axis=0, keepdims=True).astype(np.float32)
+        return catalog_mean(raw)[None, :].astype(np.float32)
     return np.zeros((1, raw.shape[1]), dtype=np.float32)
-
-
-def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """`vectors` minus the catalog `mean`, re-normalised; unchanged where the mean is zero (no centring)."""
-    if not mean.any():
-        return vectors
-    return l2_normalize(vectors - mean)
 
 
 def user_vectors(
@@ -252,7 +245,7 @@ def user_vectors(
     if settings.user_side == "text":
         texts = user_texts(titles, histories, settings.history_items)
         vectors = tower.encode(texts, settings.user_max_length, settings.encode_batch_size)
-        return vectors if mean is None else centre(vectors, mean)
+        return vectors if mean is None else recentre(vectors, mean)
     n = settings.score_history_items
     recent = [np.asarray(h, dtype=np.int64)[-n:] if n else np.asarray(h, dtype=np.int64) for h in histories]
     needed = np.unique(np.concatenate(recent)) if recent else np.empty(0, dtype=np.int64)
@@ -277,12 +270,7 @@ class ContrastiveValidation:
     seed: int
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "level": self.split.level,
-            "categories": list(self.split.heldout_categories),
-            "users": len(self.split.test_users),
-            "items": len(self.split.new_items),
-        }
+        return describe_validation(self.split)
 
 
 def validation_task(data: Dataset, settings: ContrastiveSettings) -> ContrastiveValidation | None:
@@ -318,8 +306,8 @@ def validation_ndcg(
 
     if settings.postprocess == "center":  # the mean needs every item: encode the catalog once
         raw = encode_items(np.arange(len(item_texts)))
-        mean = catalog_mean(raw, settings)
-        vectors = centre(raw, mean)
+        mean = centring_mean(raw, settings)
+        vectors = recentre(raw, mean)
         users = user_vectors(tower, task.histories, titles, vectors, settings, mean=mean)
         items = vectors[split.new_items]
     else:  # only the items the validation users and categories need

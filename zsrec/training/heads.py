@@ -34,7 +34,7 @@ from zsrec.data.splits import EvalSplit, default_validation_level, first_validat
 from zsrec.encoders.base import l2_normalize
 from zsrec.errors import ConfigError
 from zsrec.evaluation.ranking import new_pool_ndcg
-from zsrec.training.loop import Stopping, ndcg_validation, train_epochs
+from zsrec.training.loop import Stopping, describe_validation, ndcg_validation, train_epochs
 from zsrec.training.settings import Choice, RankingTrainingSettings, set_choice
 
 
@@ -235,12 +235,7 @@ class ValidationTask:
     seed: int  # tie-break order of the ranking (as target_ranks)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "level": self.split.level,
-            "categories": list(self.split.heldout_categories),
-            "users": len(self.split.test_users),
-            "items": len(self.split.new_items),
-        }
+        return describe_validation(self.split)
 
 
 def validation_task(

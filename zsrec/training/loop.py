@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zsrec.data.splits import EvalSplit
 from zsrec.models.selection import gate_trained_epoch
 
 State = dict[str, torch.Tensor]
@@ -38,6 +39,16 @@ def ndcg_validation(values: np.ndarray | float) -> Validation:
     score = float(np.mean(values))
     per_user = np.asarray(values, dtype=np.float64) if np.ndim(values) else None
     return Validation(score, per_user, {"validation_ndcg@10": score})
+
+
+def describe_validation(split: EvalSplit) -> dict[str, Any]:
+    """What a trainer records about its validation categories in training.json."""
+    return {
+        "level": split.level,
+        "categories": list(split.heldout_categories),
+        "users": len(split.test_users),
+        "items": len(split.new_items),
+    }
 
 
 @dataclass(frozen=True)

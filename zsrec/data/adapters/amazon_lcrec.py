@@ -7,7 +7,6 @@ in chronological order without timestamps, so a history position stands in for t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from zsrec.data.build import build_dataset
 from zsrec.data.dataset import CATEGORY_SEP, Dataset
-from zsrec.data.tables import Table, decode_utf8
+from zsrec.data.tables import Table, decode_utf8, parse_json
 from zsrec.errors import DataValidationError
 
 _LEVEL_SPLIT = re.compile(r",(?! )")
@@ -99,12 +98,7 @@ def _read_json_object(path: Path) -> dict[str, object]:
     text = decode_utf8(path.read_bytes(), path)
     if not text.strip():
         raise DataValidationError(f"{path} is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataValidationError(
-            f"{path} line {err.lineno}: invalid JSON ({err.msg} at column {err.colno})"
-        ) from None
+    data = parse_json(text, path)
     if not isinstance(data, dict):
         raise DataValidationError(f"{path}: expected a JSON object keyed by id, got {type(data).__name__}")
     if not data:
