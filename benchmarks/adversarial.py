@@ -37,6 +37,7 @@ from common import REPO, machine_line, write_section  # noqa: E402
 from finetune import shops, train  # noqa: E402
 from new_category import AMAZON  # noqa: E402
 
+from zsrec.evaluation.run import RunOptions  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.registry import HEAD_MODELS  # noqa: E402
 from zsrec.robustness.attacks import ATTACKS  # noqa: E402
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("robustness of the saved folders", flush=True)
         settings = RobustnessSettings(attacks=ATTACKS, n_bootstrap=1000)
-        robust = run_robustness(spec, list(folders.values()), split, settings, command=[COMMAND])
+        robust = run_robustness(spec, list(folders.values()), split, settings, RunOptions(command=[COMMAND]))
     doc["robustness"] = {k: v for k, v in robust.items() if k != "results"}
     for variant, folder in folders.items():
         doc["variants"][variant]["robustness"] = robust["results"][folder]

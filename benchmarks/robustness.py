@@ -30,6 +30,7 @@ from common import write_section  # noqa: E402
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import SplitSettings  # noqa: E402
 from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
+from zsrec.evaluation.run import RunOptions  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
 from zsrec.robustness.attacks import ATTACKS  # noqa: E402
@@ -114,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     docs = {}
     amazon = load_dataset(f"amazon-lcrec:{AMAZON}")
     split = SplitSettings(level=1, categories=SCIENTIFIC_CATEGORIES, min_history=3, seed=0)
-    docs["scientific"] = run_robustness(amazon, models, split, settings, embeddings=embeddings, command=[COMMAND])
+    docs["scientific"] = run_robustness(
+        amazon, models, split, settings, RunOptions(embeddings=embeddings, command=[COMMAND])
+    )
     print(f"scientific done ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
     if not args.skip_completejourney:
         demo = DemoSettings()
         journey = keep_popular_items(load_dataset("completejourney"), demo.min_households)
         cj_split = SplitSettings(level=2, categories=demo.categories, min_history=3, seed=0)
         docs["completejourney"] = run_robustness(
-            journey, models, cj_split, settings, embeddings=embeddings, command=[COMMAND]
+            journey, models, cj_split, settings, RunOptions(embeddings=embeddings, command=[COMMAND])
         )
         print(f"complete journey done ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
     minutes = (time.perf_counter() - started) / 60

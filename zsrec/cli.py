@@ -546,6 +546,7 @@ def robustness(
     """Tamper with the new items' text (typos, keyword stuffing, noise, no brand) and measure the ranking damage."""
     from rich.table import Table
 
+    from zsrec.evaluation.run import RunOptions
     from zsrec.robustness.attacks import AttackSettings, parse_attacks
     from zsrec.robustness.evaluate import RobustnessSettings
     from zsrec.robustness.run import run_robustness
@@ -562,16 +563,8 @@ def robustness(
         _check_out_path(out)
         names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
-        result = run_robustness(
-            dataset,
-            names,
-            split_settings,
-            settings,
-            encoder=encoder,
-            embeddings=embeddings,
-            reporter=reporter,
-            command=["zsrec", *sys.argv[1:]],
-        )
+        options = RunOptions(encoder, embeddings, reporter, ["zsrec", *sys.argv[1:]])
+        result = run_robustness(dataset, names, split_settings, settings, options)
     key = f"ndcg@{k}"
     table = Table(title=f"{key} on the new pool: clean, and under each attack (drop)")
     for column in ["model", f"clean {key}", *settings.attacks]:

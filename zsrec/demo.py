@@ -21,6 +21,7 @@ from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings
 from zsrec.evaluation.run import (
     ModelRun,
+    RunOptions,
     check_request,
     evaluate_models,
     prepare_split,
@@ -127,10 +128,8 @@ def run_demo(settings: DemoSettings | None = None, reporter: Reporter | None = N
             split_settings,
             WARMUP_MODELS,
             EvalSettings(ks=(10,), pools=("new",), n_bootstrap=0),
+            RunOptions(encoder=settings.encoder, embeddings=embeddings, reporter=reporter),
             reveal=settings.warmup,
-            encoder=settings.encoder,
-            embeddings=embeddings,
-            reporter=reporter,
         )
     example = pick_example(runs, split, k=settings.example_k)
     scenarios = None

@@ -99,6 +99,7 @@ class LaunchRanker(Recommender):
     """score(u, i) = Σ_part weight · z_u(part(u, i)), each part standardised over the user's candidates."""
 
     name = "launch-ranker"
+    settings_class = LaunchSettings
     _state = (
         "fit_counts_",
         "revealed_counts_",
@@ -311,10 +312,6 @@ class LaunchRanker(Recommender):
         if hasattr(self, "popularity_choice_"):
             config["popularity_choice"] = self.popularity_choice_
         return config
-
-    @classmethod
-    def _settings_from_dict(cls, values: dict[str, Any] | None) -> LaunchSettings:
-        return LaunchSettings.from_dict(values or {})
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)

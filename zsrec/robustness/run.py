@@ -9,7 +9,7 @@ from typing import Any
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings
 from zsrec.errors import ConfigError
-from zsrec.evaluation.run import model_entries, prepare_split, provenance
+from zsrec.evaluation.run import RunOptions, model_entries, prepare_split, provenance
 from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models
@@ -24,13 +24,11 @@ def run_robustness(
     models: Sequence[str],
     split_settings: SplitSettings | None = None,
     settings: RobustnessSettings | None = None,
-    *,
-    encoder: str = "minilm",
-    embeddings: EmbeddingSource | None = None,
-    reporter: Reporter | None = None,
-    command: Sequence[str] = (),
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """Split `dataset`, then for each model measure clean and attacked NDCG and stuffing success.
+
+    `options` are an evaluation run's encoder, shared embeddings, reporter and command line (`RunOptions`).
 
     A model is a registered name (fitted here on the split's training data, and refitted on each attacked
     catalog) or a folder made by `zsrec train` on the same split (loaded, checked as `evaluate` checks it, and
@@ -42,7 +40,9 @@ def run_robustness(
     """
     split_settings = split_settings or SplitSettings()
     settings = settings or RobustnessSettings()
-    reporter = reporter or SilentReporter()
+    options = options or RunOptions()
+    encoder, embeddings, command = options.encoder, options.embeddings, options.command
+    reporter = options.reporter or SilentReporter()
     if split_settings.protocol != LEAVE_CATEGORY_OUT:
         raise ConfigError(f"robustness needs --protocol {LEAVE_CATEGORY_OUT} (it perturbs the new items' text)")
     names, folders = model_entries(models)

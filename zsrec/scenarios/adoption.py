@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import validation_category_splits
+from zsrec.data.splits import EvalSplit, validation_category_splits
 from zsrec.errors import ConfigError, check_at_least, check_choice, check_fraction
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.zero_shot import ZeroShotRecommender, ZeroShotSettings, preset
@@ -177,14 +177,9 @@ class CategoryAdoption:
         return self.model.probabilities(feats)[:, 0]
 
 
-def fit_category_adoption(
-    data: Dataset, settings: AdoptionSettings, embeddings: EmbeddingSource | None = None
-) -> CategoryAdoption:
-    """Calibrate on validation categories carved from `data`, then score every category from all of `data`.
-
-    Categories without interactions in `data` (the new ones) are never drawn for validation.
-    """
-    embeddings = embeddings or EmbeddingSource(settings.encoder)
+def adoption_folds(data: Dataset, settings: AdoptionSettings) -> tuple[list[EvalSplit], int]:
+    """The validation categories the calibration (and the forecast's choice of method) are fitted on: seeded
+    draws of `data`'s active categories at `settings.level`; ConfigError where there are too few."""
     folds, level = validation_category_splits(
         data,
         level=settings.level,
@@ -196,6 +191,18 @@ def fit_category_adoption(
     )
     if not folds:
         raise ConfigError(f"too few active categories at level {settings.level} to calibrate on (need at least 3)")
+    return folds, level
+
+
+def fit_category_adoption(
+    data: Dataset, settings: AdoptionSettings, embeddings: EmbeddingSource | None = None
+) -> CategoryAdoption:
+    """Calibrate on validation categories carved from `data`, then score every category from all of `data`.
+
+    Categories without interactions in `data` (the new ones) are never drawn for validation.
+    """
+    embeddings = embeddings or EmbeddingSource(settings.encoder)
+    folds, level = adoption_folds(data, settings)
     feats, labels, cats = [], [], []
     for fold in folds:
         scorer = CategoryScorer(fold.train, level, embeddings)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import validation_category_splits
 from zsrec.errors import ConfigError
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.scenarios.adoption import (
     AdoptionSettings,
     CategoryAdoption,
+    adoption_folds,
     adoption_labels,
     eligible_users,
     fit_category_adoption,
@@ -202,17 +202,7 @@ def validate_forecast_methods(
     """Forecast validation categories held out of `known` (`validation_category_splits`, the same draws the
     calibration uses) with both methods, each fold's methods fitted on that fold's training data alone
     (the calibration too: a nested fit), and score them against the adopters really seen in `known`."""
-    folds, level = validation_category_splits(
-        known,
-        level=settings.level,
-        holdout_fraction=settings.validation_fraction,
-        min_history=settings.min_history,
-        min_users=1,
-        n_folds=settings.validation_folds,
-        seed=settings.seed,
-    )
-    if not folds:
-        raise ConfigError(f"too few active categories at level {settings.level} to validate a forecast on")
+    folds, level = adoption_folds(known, settings)
     cats: list[str] = []
     real: list[int] = []
     found: dict[str, list[float]] = {m: [] for m in FORECAST_METHODS}
