@@ -329,10 +329,11 @@ class LaunchRanker(Recommender):
 
 
 def _first_event_order(events: pd.DataFrame, users: np.ndarray) -> np.ndarray:
-    """For each of `users`, the position of that user's first event in `events` (time order if given)."""
-    frame = events.sort_values("timestamp", kind="stable") if "timestamp" in events.columns else events
+    """For each of `users`, the row of that user's first event in `events`: the order in which adopters
+    arrived. Rows, not the `timestamp` column, because a log without times carries file positions there, while
+    the caller (the service, the warm-up protocol) passes events in the order they happened."""
     first: dict[int, int] = {}
-    for position, u in enumerate(np.asarray(frame["user"], dtype=np.int64).tolist()):
+    for position, u in enumerate(np.asarray(events["user"], dtype=np.int64).tolist()):
         first.setdefault(u, position)
     return np.asarray([first.get(int(u), len(first)) for u in users], dtype=np.int64)
 
