@@ -64,6 +64,8 @@ LAUNCH_DRAWS, WARMUP_DRAWS = 10, 3  # the warm-up refits ALS at every share: thr
 DRAW_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=0)
 NAMED_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=1000)
 STAGES = ("launch-amazon1", "launch-amazon2", "launch-cj2", "warmup-amazon1", "warmup-cj2", "named", "speed")
+# lightfm on Complete Journey's ten draws, in two halves that can run side by side (a fit takes minutes)
+LIGHTFM_STAGES = ("lightfm-cj2-0", "lightfm-cj2-5")
 
 
 def shop(name: str):
@@ -75,6 +77,10 @@ def shop(name: str):
 
 
 def run_stage(stage: str, embeddings: EmbeddingSource) -> dict:
+    if stage in LIGHTFM_STAGES:
+        first = int(stage.rsplit("-", 1)[1])
+        split = SplitSettings(level=2, holdout_fraction=0.2, seed=first)
+        return run_draws(shop("cj"), ("tfidf", "lightfm"), split, DRAW_EVAL, draws=5, embeddings=embeddings)
     if stage.startswith("launch-") or stage.startswith("warmup-"):
         kind, where = stage.split("-")
         name, level = where[:-1], int(where[-1])
@@ -238,8 +244,51 @@ def targets(docs: dict) -> list[str]:
     return lines + [""]
 
 
+def with_lightfm(doc: dict, halves: list[dict]) -> dict:
+    """The Complete Journey launch draws with lightfm's NDCG@10 from its own runs on the same seeds (checked
+    through tfidf, which both runs score), and the ratios recomputed against the best of tfidf, bm25, lightfm."""
+    found = {}
+    for half in halves:
+        for draw in half["draws"]:
+            found[draw["protocol"]["seed"]] = draw["results"]
+    strongest, ratios = [], {m: [] for m in doc["summary"]}
+    for draw in doc["draws"]:
+        extra = found[draw["protocol"]["seed"]]
+        if abs(extra["tfidf"]["new"]["ndcg@10"] - draw["results"]["tfidf"]["new"]["ndcg@10"]) > 1e-9:
+            raise SystemExit(f"lightfm run of seed {draw['protocol']['seed']} is not the same draw")
+        draw["results"]["lightfm"] = extra["lightfm"]
+        best = max(("tfidf", "bm25", "lightfm"), key=lambda m: draw["results"][m]["new"]["ndcg@10"])
+        strongest.append(best)
+        for m in ratios:
+            ratios[m].append(draw["results"][m]["new"]["ndcg@10"] / draw["results"][best]["new"]["ndcg@10"])
+    values = [d["results"]["lightfm"]["new"]["ndcg@10"] for d in doc["draws"]]
+    doc["summary"]["lightfm"] = {"new": {"ndcg@10": _stats(values)}}
+    ratios["lightfm"] = [
+        v / d["results"][b]["new"]["ndcg@10"] for v, d, b in zip(values, doc["draws"], strongest, strict=True)
+    ]
+    doc["ratio_to_strongest_baseline"] = {
+        "strongest": strongest,
+        "summary": {m: _stats(r) for m, r in ratios.items()},
+    }
+    return doc
+
+
+def _stats(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {
+        "median": float(np.median(v)),
+        "q1": float(np.quantile(v, 0.25)),
+        "q3": float(np.quantile(v, 0.75)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
+
+
 def render() -> str:
     docs = {s: json.loads((OUT / f"{s}.json").read_text()) for s in STAGES if (OUT / f"{s}.json").exists()}
+    halves = [json.loads((OUT / f"{s}.json").read_text()) for s in LIGHTFM_STAGES if (OUT / f"{s}.json").exists()]
+    if "launch-cj2" in docs and len(halves) == len(LIGHTFM_STAGES):
+        docs["launch-cj2"] = with_lightfm(docs["launch-cj2"], halves)
     meta = json.loads((OUT / "run.json").read_text()) if (OUT / "run.json").exists() else {}
     out = ["## Launch ranker: new categories at launch and as the first purchases arrive", ""]
     out.append(f"`{meta.get('command', 'python benchmarks/launch.py')}`. {meta.get('machine', '')}")
@@ -253,7 +302,8 @@ def render() -> str:
     for stage, title in titles.items():
         if stage in docs:
             out += [f"### At launch: {title}, {LAUNCH_DRAWS} seeded 20% draws (new pool)", ""]
-            out += draws_table(docs[stage], LAUNCH_MODELS) + [""] + per_draw_table(docs[stage], LAUNCH_MODELS) + [""]
+            models = NAMED_MODELS if "lightfm" in docs[stage]["summary"] else LAUNCH_MODELS
+            out += draws_table(docs[stage], models) + [""] + per_draw_table(docs[stage], models) + [""]
     for stage, title in (("warmup-amazon1", "Amazon Scientific, level 1"), ("warmup-cj2", "Complete Journey, level 2")):
         if stage in docs:
             out += [f"### Warm-up: {title}, {WARMUP_DRAWS} draws, median NDCG@10 of the users not revealed", ""]
@@ -282,7 +332,9 @@ def render() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", action="append", choices=STAGES, help="run only these stages (repeatable)")
+    parser.add_argument(
+        "--stage", action="append", choices=STAGES + LIGHTFM_STAGES, help="run only these stages (repeatable)"
+    )
     parser.add_argument("--render-only", action="store_true", help="rebuild the docs section from saved JSON")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
