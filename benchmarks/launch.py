@@ -198,7 +198,14 @@ def named_table(doc: dict) -> list[str]:
 
 def targets(docs: dict) -> list[str]:
     """The issue's targets, each with the measured figure and met / missed, computed from the saved runs."""
-    lines = ["### Targets", ""]
+    lines = [
+        "### Targets",
+        "",
+        "Strongest baseline of each draw: the best of tfidf and bm25 on Amazon Scientific (lightfm, .0241 on its "
+        "named split against tfidf's .0361, is not run on its draws: a fit takes about a minute here), and of "
+        "tfidf, bm25 and lightfm on Complete Journey (lightfm's own runs on the same draws).",
+        "",
+    ]
     for stage in ("launch-amazon1", "launch-amazon2", "launch-cj2"):
         if stage not in docs:
             continue
@@ -245,17 +252,21 @@ def targets(docs: dict) -> list[str]:
 
 
 def with_lightfm(doc: dict, halves: list[dict]) -> dict:
-    """The Complete Journey launch draws with lightfm's NDCG@10 from its own runs on the same seeds (checked
-    through tfidf, which both runs score), and the ratios recomputed against the best of tfidf, bm25, lightfm."""
+    """The Complete Journey launch draws with lightfm's NDCG@10 from its own runs on the same draws (checked by
+    the held-out categories and test users; the second half's tie-break seed differs, which moves models with
+    tied scores such as tfidf a little, not lightfm's), and the ratios recomputed against the best of tfidf,
+    bm25 and lightfm."""
     found = {}
     for half in halves:
         for draw in half["draws"]:
-            found[draw["protocol"]["seed"]] = draw["results"]
+            found[draw["protocol"]["seed"]] = draw
     strongest, ratios = [], {m: [] for m in doc["summary"]}
     for draw in doc["draws"]:
-        extra = found[draw["protocol"]["seed"]]
-        if abs(extra["tfidf"]["new"]["ndcg@10"] - draw["results"]["tfidf"]["new"]["ndcg@10"]) > 1e-9:
+        other = found[draw["protocol"]["seed"]]
+        same = ("heldout_categories", "n_test_users", "n_new_items")
+        if any(other["protocol"][key] != draw["protocol"][key] for key in same):
             raise SystemExit(f"lightfm run of seed {draw['protocol']['seed']} is not the same draw")
+        extra = other["results"]
         draw["results"]["lightfm"] = extra["lightfm"]
         best = max(("tfidf", "bm25", "lightfm"), key=lambda m: draw["results"][m]["new"]["ndcg@10"])
         strongest.append(best)
