@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -102,3 +104,15 @@ def uneven_sizes_shop(seed: int = 0) -> Dataset:
 @pytest.fixture(scope="session")
 def uneven_shop() -> Dataset:
     return uneven_sizes_shop()
+
+
+@pytest.fixture(scope="module")
+def shop_dir(shop2: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two-department shop written as a CSV dataset folder (what the CLI reads)."""
+    folder = tmp_path_factory.mktemp("shop2")
+    shop2.items.to_csv(folder / "items.csv", index=False)
+    inter = shop2.interactions.copy()
+    inter["user_id"] = shop2.users["user_id"].to_numpy()[inter["user"]]
+    inter["item_id"] = shop2.items["item_id"].to_numpy()[inter["item"]]
+    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
+    return folder

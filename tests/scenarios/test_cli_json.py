@@ -16,17 +16,6 @@ def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZSREC_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module")
-def shop_dir(shop2, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("shop2")
-    shop2.items.to_csv(folder / "items.csv", index=False)
-    inter = shop2.interactions.copy()
-    inter["user_id"] = shop2.users["user_id"].to_numpy()[inter["user"]]
-    inter["item_id"] = shop2.items["item_id"].to_numpy()[inter["item"]]
-    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "interactions.csv", index=False)
-    return folder
-
-
 @pytest.mark.parametrize(
     ("command", "options", "key"),
     [
