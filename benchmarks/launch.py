@@ -63,6 +63,10 @@ SHARES = ("0", "0.01", "0.02", "0.1")
 LAUNCH_DRAWS, WARMUP_DRAWS = 10, 3  # the warm-up refits ALS at every share: three draws fit a session here
 DRAW_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=0)
 NAMED_EVAL = EvalSettings(ks=(10,), pools=("new",), n_bootstrap=1000)
+NAMED_SPLITS = {  # the named splits of docs/benchmarks.md, by the shop name `shop` takes
+    "amazon": SplitSettings(level=1, categories=SCIENTIFIC_CATEGORIES),
+    "completejourney": SplitSettings(level=2, categories=DEMO_CATEGORIES),
+}
 STAGES = ("launch-amazon1", "launch-amazon2", "launch-cj2", "warmup-amazon1", "warmup-cj2", "named", "speed")
 # lightfm on Complete Journey's ten draws, in two halves that can run side by side (a fit takes minutes)
 LIGHTFM_STAGES = ("lightfm-cj2-0", "lightfm-cj2-5")
@@ -97,20 +101,8 @@ def run_stage(stage: str, embeddings: EmbeddingSource) -> dict:
         )
     if stage == "named":
         return {
-            "amazon": run_evaluation(
-                shop("amazon"),
-                NAMED_MODELS,
-                SplitSettings(level=1, categories=SCIENTIFIC_CATEGORIES),
-                NAMED_EVAL,
-                embeddings=embeddings,
-            ),
-            "completejourney": run_evaluation(
-                shop("cj"),
-                NAMED_MODELS,
-                SplitSettings(level=2, categories=DEMO_CATEGORIES),
-                NAMED_EVAL,
-                embeddings=embeddings,
-            ),
+            name: run_evaluation(shop(name), NAMED_MODELS, split, NAMED_EVAL, embeddings=embeddings)
+            for name, split in NAMED_SPLITS.items()
         }
     return speed(embeddings)
 

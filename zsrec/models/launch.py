@@ -33,7 +33,7 @@ from scipy import sparse
 from zsrec.data.dataset import Dataset
 from zsrec.errors import ConfigError
 from zsrec.evaluation.metrics import stacked_ndcg
-from zsrec.models.base import Recommender
+from zsrec.models.base import Recommender, history_counts
 from zsrec.models.baselines import TfidfRecommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import postprocess_embeddings
@@ -191,12 +191,10 @@ class LaunchRanker(Recommender):
         return np.log(estimate + 1.0).astype(np.float32)
 
     def _history_matrix(self, users: np.ndarray) -> sparse.csr_matrix:
-        """(len(users), n_items): each user's history as weights 1/len."""
-        lengths = np.asarray([len(self.histories_[int(u)]) for u in users], dtype=np.int64)
-        rows = np.repeat(np.arange(len(users)), lengths)
-        cols = np.concatenate([self.histories_[int(u)] for u in users]) if len(users) else np.zeros(0, np.int64)
-        vals = 1.0 / lengths[rows].astype(np.float32)
-        return sparse.csr_matrix((vals, (rows, cols)), shape=(len(users), self.n_items_), dtype=np.float32)
+        """(len(users), n_items): each user's history as weights 1/len (its mean row)."""
+        counts = history_counts(self.histories_, np.asarray(users), self.n_items_)
+        lengths = np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1.0).astype(np.float32)
+        return sparse.csr_matrix(sparse.diags(1.0 / lengths) @ counts)
 
     def _bridge_profiles(self, name: str, items: np.ndarray) -> sparse.csr_matrix:
         """(len(items), n_items): each item's neighbours' mean co-occurrence row, so that a user's bridge score
