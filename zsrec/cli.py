@@ -166,15 +166,14 @@ def _reporter() -> LoggingReporter:
 
 def _check_out_path(out: Path | None) -> None:
     """Refuse an --out that could not be written, before any work is done."""
+    from zsrec.io import check_out_writable
+
     if out is None:
         return
-    if out.is_dir():
-        _fail(f"--out {out} is a folder; give a file name such as results.json")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        _fail(f"--out {out}: cannot write into {parent}")
+    try:
+        check_out_writable(out)
+    except ZsrecError as exc:
+        _fail(str(exc))
 
 
 # -- commands ---------------------------------------------------------------------------------------------

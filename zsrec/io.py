@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from zsrec.errors import ConfigError
+
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -80,3 +82,26 @@ def load_arrays(directory: str | Path, names: Iterable[str]) -> dict[str, np.nda
             raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
         out[name] = np.load(path, allow_pickle=False)
     return out
+
+
+def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool = False) -> None:
+    """Refuse an output path that could not be written, before any work is done.
+
+    Args:
+        option: how the path was given, for the message ("--out").
+        folder: the output is a folder (a model folder); otherwise a file, which must not be an existing folder.
+
+    Raises:
+        ConfigError: the path is a folder where a file is expected (or a file where a folder is), or its nearest
+            existing parent is not a writable folder.
+    """
+    out = Path(out)
+    if not folder and out.is_dir():
+        raise ConfigError(f"{option} {out} is a folder; give a file name")
+    if folder and out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {out} is a file; give a folder")
+    parent = out if folder and out.is_dir() else out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(f"{option} {out}: cannot write into {parent}")
