@@ -71,6 +71,24 @@ EncoderOpt = Annotated[
     ),
 ]
 
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="Precision of the text encoder: fp32 (torch) or int8 (ONNX Runtime, int8 weights; faster on CPU, "
+        "exported into the model cache at first use). For minilm, mpnet and model folders; vectors of the two "
+        "are cached apart and never mixed."
+    ),
+]
+
+
+def _encoder_spec(encoder: str, precision: str) -> str:
+    """The encoder spec at `precision` (ConfigError for an unknown precision)."""
+    from zsrec.encoders import PRECISIONS, with_precision
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return with_precision(encoder, precision)
+
 
 # The split options, shared by every command that holds out categories (evaluate, train, robustness, ...).
 ProtocolOpt = Annotated[str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")]
@@ -221,6 +239,7 @@ def evaluate(
         ),
     ] = None,
     encoder: EncoderOpt = "minilm",
+    precision: PrecisionOpt = "fp32",
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the NDCG confidence interval (0 = none).")
     ] = 1000,
@@ -256,6 +275,7 @@ def evaluate(
 
     reporter = _reporter()
     with _user_errors():
+        encoder = _encoder_spec(encoder, precision)
         split_settings = split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
         eval_settings = EvalSettings(
             ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
@@ -360,6 +380,7 @@ def demo(
         ),
     ] = False,
     encoder: EncoderOpt = "minilm",
+    precision: PrecisionOpt = "fp32",
     out: Annotated[
         Path | None, typer.Option(help="Also write the evaluation results as JSON here (as evaluate --out).")
     ] = None,
@@ -378,8 +399,8 @@ def demo(
     )
 
     reporter = _reporter()
-    settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=encoder)
     with _user_errors():
+        settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=_encoder_spec(encoder, precision))
         _check_out_path(out)
         outcome = run_demo(settings, reporter)
     console = _stdout()
@@ -478,6 +499,7 @@ def train(
     seed: SeedOpt = 0,
     members: MembersOpt = "",
     encoder: EncoderOpt = "minilm",
+    precision: PrecisionOpt = "fp32",
     adversarial: AdversarialOpt = "",
     training: TrainingOpt = "",
     validation_level: ValidationLevelOpt = None,
@@ -492,6 +514,7 @@ def train(
 
     reporter = _reporter()
     with _user_errors():
+        encoder = _encoder_spec(encoder, precision)
         name = _parse_models(model, "--model", one=True, folders=False)[0]
         member_names = tuple(_parse_models(members, "--members", folders=False)) if members.strip() else ()
         check_train_request(name, members=member_names, validation_level=validation_level)
@@ -518,6 +541,49 @@ def train(
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
     held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
     typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def embed(
+    dataset: DatasetArg,
+    out: Annotated[
+        Path, typer.Option(help="Parquet file to write: item_id and vector (float32, unit length).", show_default=False)
+    ],
+    encoder: EncoderOpt = "minilm",
+    precision: PrecisionOpt = "fp32",
+    engine: Annotated[str, typer.Option(help="Where texts are encoded: local (this process) or spark.")] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            help="Spark master for --engine spark (default: $SPARK_MASTER, else local[*]).", show_default=False
+        ),
+    ] = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Read and add to the embedding cache; --no-cache neither reads nor writes it (honest timings).",
+        ),
+    ] = True,
+) -> None:
+    """Turn every catalog item's text into a vector, written as parquet (encoder, template and precision in
+    its metadata); items without any text get a zero vector."""
+    import time
+
+    from zsrec.embed import EmbedSettings, embed_dataset
+
+    reporter = _reporter()
+    with _user_errors():
+        settings = EmbedSettings(
+            encoder=encoder, precision=precision, engine=engine, use_cache=cache, spark_master=spark_master
+        )
+        start = time.perf_counter()
+        result = embed_dataset(dataset, out, settings, reporter=reporter, show_progress=reporter.progress_bars)
+    seconds = time.perf_counter() - start
+    n = len(result.item_ids)
+    rate = n / max(seconds, 1e-9)
+    typer.echo(f"embedded {n:,} items with {result.encoder_id} in {seconds:.1f}s ({rate:.1f} items/s)")
     typer.echo(f"wrote {out}")
 
 
@@ -594,6 +660,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Precision of the encoder that embeds new items and texts: fp32 or int8. It must be the one the "
+            "folder's vectors were made with (`zsrec train --precision`), which is also the default.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 
@@ -611,12 +685,27 @@ def serve(
     with _user_errors():
         from zsrec.service.bundle import Manifest
 
-        Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+        manifest = Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+        if precision is not None:
+            _check_serving_precision(manifest.encoder, precision)
     import uvicorn
 
     from zsrec.service.app import create_app
 
     uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
+
+
+def _check_serving_precision(spec: str, precision: str) -> None:
+    """Refuse a --precision other than the model folder's: new items' vectors would not match the stored ones."""
+    from zsrec.encoders import split_precision
+
+    wanted = _encoder_spec(split_precision(spec)[0], precision)
+    if wanted != spec:
+        trained = split_precision(spec)[1]
+        raise ConfigError(
+            f"--precision {precision}: the folder's vectors were made at precision {trained} (encoder {spec!r}); "
+            f"serve it at {trained}, or train it again with --precision {precision}"
+        )
 
 
 # -- scenario commands (audience, similar, forecast, profile) ------------------------------------------

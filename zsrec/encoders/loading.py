@@ -56,6 +56,16 @@ def with_precision(spec: str, precision: str) -> str:
     return base if precision == "fp32" else f"{base}@{precision}"
 
 
+def require_fp32(spec: str, what: str) -> None:
+    """Refuse a reduced-precision spec where a model is trained in torch (`what`: e.g. "two-tower-lora")."""
+    _, precision = split_precision(spec)
+    if precision != "fp32":
+        raise ConfigError(
+            f"{what} fine-tunes its encoder in torch fp32; precision {precision} (encoder {spec!r}) applies to "
+            "the models that keep the encoder frozen (zero-shot and its variants, heads, ensembles of them)"
+        )
+
+
 def load_encoder(
     spec: str = "minilm", *, batch_size: int = 64, max_length: int = 256, threads: int | None = None
 ) -> TextEncoder:

@@ -107,7 +107,8 @@ class _Tokenizer:
         self._tok = Tokenizer.from_file(str(path))
         self._tok.no_padding()
         self._tok.enable_truncation(max_length)
-        special = _read_json(folder / "special_tokens_map.json") if (folder / "special_tokens_map.json").is_file() else {}
+        special_map = folder / "special_tokens_map.json"
+        special = _read_json(special_map) if special_map.is_file() else {}
         pad = special.get("pad_token", "[PAD]")
         pad_token = pad.get("content") if isinstance(pad, dict) else pad
         pad_id = self._tok.token_to_id(str(pad_token))

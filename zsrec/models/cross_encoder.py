@@ -30,6 +30,7 @@ import torch
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import EvalSplit, first_validation_split
+from zsrec.encoders.loading import require_fp32
 from zsrec.encoders.sentence_transformer import packaged_minilm_path
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
@@ -115,6 +116,7 @@ class CrossEncoderSettings:
 def load_backbone(spec: str, n_labels: int, *, seed: int = 0) -> tuple[torch.nn.Module, Any]:
     """A sequence classifier with `n_labels` outputs (its classification layer freshly initialised, seeded)
     and its tokenizer, from "minilm", "tiny-random" or a local folder; weights from safetensors only."""
+    require_fp32(spec, "the cross-encoder")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

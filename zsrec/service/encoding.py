@@ -44,7 +44,7 @@ def _load(spec: str, threads: int, parent: int, nice: int = 0) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # read when torch is imported
         os.environ[name] = str(threads)
-    _ENCODER = load_encoder(spec)
+    _ENCODER = load_encoder(spec, threads=threads)  # an ONNX Runtime encoder ("minilm@int8") takes them here
     if "torch" in sys.modules:  # imported before the variables above were set (e.g. by the parent's main module)
         sys.modules["torch"].set_num_threads(threads)
 
