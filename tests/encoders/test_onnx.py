@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zsrec.encoders import HashingEncoder, known_identity, load_encoder, split_precision, with_precision
-from zsrec.encoders import onnx_export
+from zsrec.encoders import HashingEncoder, known_identity, load_encoder, onnx_export, split_precision, with_precision
 from zsrec.encoders.base import Kind
 from zsrec.encoders.loading import onnx_source
 from zsrec.encoders.onnx_encoder import OnnxEncoder
