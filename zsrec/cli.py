@@ -67,7 +67,7 @@ EncoderOpt = Annotated[
     str,
     typer.Option(
         help='Text encoder of the text models: "minilm" (packaged), "e5-multilingual", "hashing[-DIM]" '
-        "(fake, for tests), or a local model folder."
+        '(fake, for tests), or a local model folder; "minilm@int8" runs it at int8 (see --precision).'
     ),
 ]
 
@@ -82,11 +82,14 @@ PrecisionOpt = Annotated[
 
 
 def _encoder_spec(encoder: str, precision: str) -> str:
-    """The encoder spec at `precision` (ConfigError for an unknown precision)."""
-    from zsrec.encoders import PRECISIONS, with_precision
+    """The encoder spec at `precision` (ConfigError for an unknown precision). A spec that names its own
+    precision ("minilm@int8") keeps it under the default --precision fp32."""
+    from zsrec.encoders import PRECISIONS, split_precision, with_precision
 
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32" and split_precision(encoder.strip())[1] != "fp32":
+        return encoder.strip()
     return with_precision(encoder, precision)
 
 
@@ -572,9 +575,11 @@ def embed(
     import time
 
     from zsrec.embed import EmbedSettings, embed_dataset
+    from zsrec.encoders import split_precision
 
     reporter = _reporter()
     with _user_errors():
+        encoder, precision = split_precision(_encoder_spec(encoder, precision))
         settings = EmbedSettings(
             encoder=encoder, precision=precision, engine=engine, use_cache=cache, spark_master=spark_master
         )
