@@ -51,8 +51,8 @@ ENGINES = {  # name in the tables: encoder spec (None: sentence-transformers cal
     "ONNX int8": "minilm@int8",
 }
 THREADS = 2
-N_SPEED_TEXTS, CHUNK = 2000, 250
-MEMORY_SIZES = (500, 2000)
+N_SPEED_TEXTS, CHUNK = 1000, 250
+MEMORY_SIZES = (300, 1200)
 TARGET_ITEMS = 100_000
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,7 +121,10 @@ def export_fp32(folder: Path, out: Path) -> None:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     axes = {0: "batch", 1: "tokens"}
-    with torch.no_grad():
+    # The tracer warns about every shape-dependent branch and index it sees; the exported graph is checked
+    # against torch by the tests, so the warnings only alarm a user watching a first use.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _LastHidden(),
             (ids, mask),
@@ -140,6 +145,12 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(fp32), str(out), per_channel=True, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about static quantization on the root logger
+    try:
+        quantize_dynamic(
+            str(fp32), str(out), per_channel=True, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8
+        )
+    finally:
+        root.setLevel(level)
