@@ -139,9 +139,9 @@ def test_a_failed_export_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 # -- the real model ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def onnx_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("onnx-models")
+@pytest.fixture()
+def onnx_models(onnx_models_dir: Path) -> Path:
+    return onnx_models_dir
 
 
 def _onnx(precision: str, models_dir: Path, **kw: int) -> OnnxEncoder:
