@@ -167,9 +167,9 @@ def memory_child(precision: str, n: int) -> None:
     print(json.dumps({"n": n, "seconds": seconds, "peak_rss_mib": rss / 1024, "rss_before_mib": rss_before / 1024}))
 
 
-def memory() -> dict:
-    out: dict = {"sizes": list(MEMORY_SIZES), "target_items": TARGET_ITEMS}
-    for precision in ("int8", "fp32"):
+def memory(precisions: tuple[str, ...] = ("int8", "fp32")) -> dict:
+    out: dict = {"sizes": list(MEMORY_SIZES), "target_items": TARGET_ITEMS, "precisions": list(precisions)}
+    for precision in precisions:
         runs = []
         for n in MEMORY_SIZES:
             command = [sys.executable, __file__, "--memory-child", precision, str(n)]
@@ -191,14 +191,15 @@ def memory() -> dict:
 
 def render() -> str:
     docs = {s: json.loads((OUT / f"{s}.json").read_text()) for s in STAGES if (OUT / f"{s}.json").exists()}
-    run = json.loads((OUT / "run.json").read_text()) if (OUT / "run.json").exists() else {}
     lines = [
         "## Text encoder on CPU (`benchmarks/encoders.py`)",
         "",
-        f"Command: `nice -n 10 python benchmarks/encoders.py` ({run.get('command', '')}). {run.get('machine', '')}",
-        "The machine was shared with other work while this ran: compare figures within this section only.",
+        "`make bench-encoders` runs every stage. The machine was shared with other work (other benchmarks and test "
+        "suites) while this ran, so absolute speeds are low and noisy: compare figures within one table only.",
         "",
     ]
+    lines += [f"- {stage}: `{d['command'].strip()}`. {d['machine']}" for stage, d in docs.items() if "command" in d]
+    lines.append("")
     lines += _speed_lines(docs.get("speed")) + _ndcg_lines(docs) + _memory_lines(docs.get("memory"))
     return "\n".join(lines)
 
@@ -256,7 +257,7 @@ def _memory_lines(m: dict | None) -> list[str]:
         f"estimated peak RSS at {m['target_items']:,} | items/s | estimated time at {m['target_items']:,} |",
         "|---|---|---|---|---|---|",
     ]
-    for precision in ("int8", "fp32"):
+    for precision in m["precisions"]:
         r = m[precision]
         peaks = " / ".join(f"{x['peak_rss_mib']:.0f} MiB" for x in r["runs"])
         lines.append(
@@ -270,6 +271,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", action="append", choices=STAGES, help="run only these stages (repeatable)")
     parser.add_argument("--render-only", action="store_true", help="rebuild the docs section from saved JSON")
+    parser.add_argument(
+        "--memory-precision", action="append", choices=("int8", "fp32"), help="memory stage: these precisions only"
+    )
     parser.add_argument("--memory-child", nargs=2, metavar=("PRECISION", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -282,13 +286,15 @@ def main() -> None:
             "speed": speed,
             "ndcg-amazon": lambda: ndcg("amazon"),
             "ndcg-cj": lambda: ndcg("completejourney"),
-            "memory": memory,
+            "memory": lambda: memory(tuple(args.memory_precision or ("int8", "fp32"))),
         }
         for stage in args.stage or STAGES:
             print(f"== {stage}", flush=True)
             stage_start = time.perf_counter()
             doc = {"seconds": time.perf_counter() - stage_start, **run[stage]()}
             doc["seconds"] = time.perf_counter() - stage_start
+            doc["command"] = "nice -n 10 python benchmarks/encoders.py " + " ".join(sys.argv[1:])
+            doc["machine"] = machine_line(doc["seconds"] / 60)
             atomic_write_text(OUT / f"{stage}.json", json.dumps(doc, indent=1, default=float))
         meta = {
             "command": "python benchmarks/encoders.py" + "".join(f" --stage {s}" for s in args.stage or ()),
