@@ -12,9 +12,10 @@ Stages (each writes docs/benchmarks/encoders/STAGE.json):
 - ndcg-amazon, ndcg-cj: `zero-shot` NDCG@10 (new pool) on the launch benchmark's named splits (Amazon
   Scientific's four level-1 categories; Complete Journey's demo reduction, its five level-2 categories), with
   the torch fp32 encoder and with int8 (vectors from the embedding cache where they are there already).
-- memory: peak RSS of `zsrec.embed.embed_items` (int8 and torch fp32, no cache) on samples of a synthetic
-  catalog built from real titles, each in a fresh process; a straight line through the samples gives the
-  estimate at 100k items (time likewise, from the measured rate): an hours-long run is not rerun by anyone.
+- memory: peak RSS of `zsrec.embed.embed_items` (int8 and torch fp32, or those `--memory-precision` names; no
+  cache) on samples of a synthetic catalog built from real titles, each in a fresh process; a straight line
+  through the samples gives the estimate at 100k items (time likewise, from the measured rate): an hours-long
+  run is not rerun by anyone.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ ENGINES = {  # name in the tables: encoder spec (None: sentence-transformers cal
 }
 THREADS = 2
 N_SPEED_TEXTS, CHUNK = 1000, 250
-MEMORY_SIZES = (300, 1200)
+MEMORY_SIZES = (100, 400)
 TARGET_ITEMS = 100_000
 
 
@@ -198,10 +199,30 @@ def render() -> str:
         "suites) while this ran, so absolute speeds are low and noisy: compare figures within one table only.",
         "",
     ]
-    lines += [f"- {stage}: `{d['command'].strip()}`. {d['machine']}" for stage, d in docs.items() if "command" in d]
+    for stage, d in docs.items():
+        load = f" Load average at its end: {d['load_average_at_end']:.1f}." if "load_average_at_end" in d else ""
+        lines += [f"- {stage}: `{d['command'].strip()}`. {d['machine']}{load}"] if "command" in d else []
     lines.append("")
     lines += _speed_lines(docs.get("speed")) + _ndcg_lines(docs) + _memory_lines(docs.get("memory"))
-    return "\n".join(lines)
+    return "\n".join(lines + _verdict_lines(docs))
+
+
+def _verdict_lines(docs: dict) -> list[str]:
+    """The condition for int8 to become the default: 3x sentence-transformers, NDCG within 1% on both shops."""
+    if not all(stage in docs for stage in ("speed", "ndcg-amazon", "ndcg-cj")):
+        return []
+    s = docs["speed"]
+    ratio = s["ONNX int8"]["texts_per_s"] / s["sentence-transformers fp32"]["texts_per_s"]
+    changes = [docs[stage]["relative_change"] for stage in ("ndcg-amazon", "ndcg-cj")]
+    met = ratio >= 3 and all(abs(c) <= 0.01 for c in changes)
+    return [
+        "### int8 as the default?",
+        "",
+        f"Condition: int8 at least 3× sentence-transformers' texts/s (measured {ratio:.2f}×) and zero-shot NDCG@10 "
+        f"within 1% on both shops (measured {changes[0]:+.1%} and {changes[1]:+.1%}): "
+        + ("met, int8 is the default." if met else "not met, so the default stays torch fp32."),
+        "",
+    ]
 
 
 def _speed_lines(s: dict | None) -> list[str]:
@@ -281,7 +302,6 @@ def main() -> None:
         return
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
-        start = time.perf_counter()
         run = {
             "speed": speed,
             "ndcg-amazon": lambda: ndcg("amazon"),
@@ -295,12 +315,8 @@ def main() -> None:
             doc["seconds"] = time.perf_counter() - stage_start
             doc["command"] = "nice -n 10 python benchmarks/encoders.py " + " ".join(sys.argv[1:])
             doc["machine"] = machine_line(doc["seconds"] / 60)
+            doc["load_average_at_end"] = os.getloadavg()[0]  # how busy the shared machine was
             atomic_write_text(OUT / f"{stage}.json", json.dumps(doc, indent=1, default=float))
-        meta = {
-            "command": "python benchmarks/encoders.py" + "".join(f" --stage {s}" for s in args.stage or ()),
-            "machine": machine_line((time.perf_counter() - start) / 60),
-        }
-        atomic_write_text(OUT / "run.json", json.dumps(meta, indent=1))
     write_section("encoders", render())
 
 
