@@ -53,7 +53,10 @@ ENGINES = {  # name in the tables: encoder spec (None: sentence-transformers cal
 }
 THREADS = 2
 N_SPEED_TEXTS, CHUNK = 1000, 250
-MEMORY_SIZES = (100, 400)
+MEMORY_SIZES = (2000, 4000)
+# Below this many items a sample's peak may still grow with the longest texts it happens to hold (one batch's
+# working memory, up to batch size x max length), not with the item count: no straight line is drawn then.
+MIN_EXTRAPOLATION_ITEMS = 1000
 TARGET_ITEMS = 100_000
 
 
@@ -278,13 +281,26 @@ def _memory_lines(m: dict | None) -> list[str]:
         f"estimated peak RSS at {m['target_items']:,} | items/s | estimated time at {m['target_items']:,} |",
         "|---|---|---|---|---|---|",
     ]
+    small = min(m["sizes"]) < MIN_EXTRAPOLATION_ITEMS
     for precision in m["precisions"]:
         r = m[precision]
         peaks = " / ".join(f"{x['peak_rss_mib']:.0f} MiB" for x in r["runs"])
-        lines.append(
-            f"| {precision} | {peaks} | {r['mib_per_1k_items']:.1f} | {r['peak_rss_mib_at_target']:.0f} MiB | "
-            f"{r['items_per_s']:.1f} | {r['hours_at_target']:.1f} h |"
+        guess = (
+            ("—", "—", "—")
+            if small
+            else (
+                f"{r['mib_per_1k_items']:.1f}",
+                f"{r['peak_rss_mib_at_target']:.0f} MiB",
+                f"{r['hours_at_target']:.1f} h",
+            )
         )
+        lines.append(f"| {precision} | {peaks} | {guess[0]} | {guess[1]} | {r['items_per_s']:.1f} | {guess[2]} |")
+    if small:
+        lines += [
+            "",
+            f"Samples under {MIN_EXTRAPOLATION_ITEMS:,} items: their peaks may still grow with the longest texts they "
+            "hold (one batch's working memory), so no estimate is drawn from them; rerun with the default sizes.",
+        ]
     return [*lines, ""]
 
 
