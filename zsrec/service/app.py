@@ -336,7 +336,10 @@ def _recommend_batch(e: Engine, body: s.BatchRecommendRequest) -> s.BatchRecomme
 @router.get("/items", response_model=s.ItemPage, responses=_errors(400, 413, 422))
 async def list_items(
     request: Request,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$", description="next_cursor of the previous page"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=s.MAX_PAGE, description="items per page")] = 100,
 ) -> s.ItemPage:
     """The live catalog, page by page, oldest item first. Items added while paging appear on a later page."""

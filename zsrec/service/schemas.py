@@ -74,6 +74,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _one_of(*names: str) -> ConfigDict:
+    """The settings of a body that takes exactly one of `names`: extra fields refused, and the rule in the
+    JSON schema too (one of the names present and not null), so that generated clients see it."""
+    branches = [{"required": [n], "properties": {n: {"not": {"type": "null"}}}} for n in names]
+    return ConfigDict(extra="forbid", json_schema_extra={"oneOf": branches})
+
+
 def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
     given = [n for n in names if getattr(model, n) is not None]
     if len(given) != 1:
@@ -82,6 +89,7 @@ def _exactly_one(model: BaseModel, names: tuple[str, ...]) -> None:
 
 # -- requests --------------------------------------------------------------------------------------------
 class RecommendRequest(_Strict):
+    model_config = _one_of("user_id", "history", "profile")
     user_id: Id | None = None
     history: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)] | None = Field(
         default=None, description="item ids, oldest first, for a visitor the service does not know"
@@ -99,10 +107,15 @@ class RecommendRequest(_Strict):
         return self
 
 
+_EXTRA_VALUE = {"anyOf": [{"type": "string", "maxLength": 5_000}, {"type": "number"}, {"type": "boolean"}]}
+
+
 class ItemIn(BaseModel):
     """A catalog item; attributes beyond the named ones are kept as text (e.g. "color": "red")."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"additionalProperties": _EXTRA_VALUE, "maxProperties": 55}
+    )
     item_id: Id
     title: Title
     category: Category
@@ -130,6 +143,7 @@ class ItemsRequest(_Strict):
 
 
 class SimilarRequest(_Strict):
+    model_config = _one_of("item_id", "text")
     item_id: Id | None = None
     text: QueryText | None = None
     k: K = 10
@@ -142,6 +156,7 @@ class SimilarRequest(_Strict):
 
 
 class AudienceRequest(_Strict):
+    model_config = _one_of("text", "item_id", "category")
     text: QueryText | None = None
     item_id: Id | None = None
     category: Category | None = None

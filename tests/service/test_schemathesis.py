@@ -1,0 +1,22 @@
+"""Schemathesis against the OpenAPI document (tests/service/api_fuzzing.py): no 5xx, every status documented,
+every answer matching its declared schema, and invalid data refused. The longer run: benchmarks/fuzz.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api_fuzzing import fuzz_app
+from conftest import make_folder
+
+from zsrec.service.app import ServiceConfig, create_app
+from zsrec.service.index import IndexSettings
+
+EXAMPLES = 30  # per operation and generation mode: about a minute in all on two cores
+
+
+def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "model", tmp_path / "cache")
+    app = create_app(folder, ServiceConfig(index=IndexSettings(ann_threshold=1), access_log=False))
+    report = fuzz_app(app, examples=EXAMPLES)
+    assert len(report.operations) >= 12 and report.requests >= 12 * EXAMPLES
+    assert not report.failures, "\n\n".join(report.failures)
