@@ -43,10 +43,15 @@ from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
 from zsrec.service.index import IndexSettings
 from zsrec.service.observability import CountingEncoder, Metrics, RequestLog
-from zsrec.service.security import PUBLIC_PATHS, AccessSettings, ApiKeyAuth, BodySizeLimit, is_write
+from zsrec.service.security import (
+    PUBLIC_PATHS,
+    VERSION_PREFIX,
+    AccessSettings,
+    ApiKeyAuth,
+    BodySizeLimit,
+    is_write,
+)
 from zsrec.service.store import ItemRecord
-
-API_PREFIX = "/v1"
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     app.add_exception_handler(NotFoundError, _error_response(404))
     app.add_exception_handler(EncoderUnavailableError, _error_response(503))
     app.add_exception_handler(ZsrecError, _error_response(422))
-    app.include_router(router, prefix=API_PREFIX)
+    app.include_router(router, prefix=VERSION_PREFIX)
     app.include_router(router, include_in_schema=False)  # the first release's paths, kept as aliases
     app.include_router(operations)
     # Starlette runs the middleware added last first: request ids and metrics see every answer (401s and

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from zsrec.encoders.base import Kind, TextEncoder
-from zsrec.service.security import ASGIApp, Receive, Scope, Send
+from zsrec.service.security import VERSION_PREFIX, ASGIApp, Receive, Scope, Send
 
 ACCESS_LOGGER = "zsrec.access"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -137,10 +137,24 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route_label(scope)
             self.metrics.observe(scope["method"], route, status, seconds)
             if self.log and self.logger.isEnabledFor(logging.INFO):
                 self.logger.info(_log_line(scope, request_id, route, status, seconds))
+
+
+def _route_label(scope: Scope) -> str:
+    """The matched route's template with its version prefix ("/v1/items/{item_id}"), or "unmatched".
+
+    A router included under a prefix hands the handler its own route, whose path lacks the prefix; the request
+    path tells which inclusion matched."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template:
+        return "unmatched"
+    path = str(scope.get("path", ""))
+    if path.startswith(VERSION_PREFIX + "/") and not template.startswith(VERSION_PREFIX + "/"):
+        return VERSION_PREFIX + template
+    return template
 
 
 def _request_id(scope: Scope) -> str:
