@@ -33,6 +33,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from zsrec._version import __version__
 from zsrec.encoders import load_encoder
@@ -258,6 +259,22 @@ WRITE = _errors(400, 404, 413, 422, 503)
 router = APIRouter()
 
 
+class AnyPathConvertor(Convertor[str]):
+    """Starlette's `path`, newlines included: an id holding "/" is deletable, and one holding a control
+    character reaches the id check (a 422 naming it) instead of the router's bare 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", AnyPathConvertor())
+
+
 def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
@@ -391,7 +408,7 @@ async def delete_item_by_body(body: s.DeleteRequest, request: Request) -> s.Dele
     return await _write(request, _delete_item, _engine(request), body.item_id)
 
 
-@router.delete("/items/{item_id:path}", response_model=s.DeleteResponse, responses=_errors(404, 413, 422))
+@router.delete("/items/{item_id:anypath}", response_model=s.DeleteResponse, responses=_errors(404, 413, 422))
 async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
     """Delete one item; an id holding '/' may be sent as is or percent-encoded (or use POST /items/delete)."""
     return await _write(request, _delete_item, _engine(request), item_id)
