@@ -30,7 +30,7 @@ class FuzzReport:
 
 def fuzz_app(app: Any, *, examples: int, random_seed: int = 0, headers: dict[str, str] | None = None) -> FuzzReport:
     """Up to `examples` generated requests per operation and mode, against `app` (its lifespan runs once)."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=headers or {})
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()
