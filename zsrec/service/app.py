@@ -22,7 +22,7 @@ import functools
 import gc
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,6 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from zsrec._version import __version__
@@ -42,15 +41,21 @@ from zsrec.service import schemas as s
 from zsrec.service.bundle import Manifest
 from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
+from zsrec.service.http_errors import (
+    BODY_ERRORS,
+    documented_errors,
+    error_response,
+    invalid_request,
+    openapi_with_access,
+)
 from zsrec.service.index import IndexSettings
 from zsrec.service.observability import CountingEncoder, Metrics, RequestLog
+from zsrec.service.operations import operations, service_gauges
 from zsrec.service.security import (
-    PUBLIC_PATHS,
     VERSION_PREFIX,
     AccessSettings,
     ApiKeyAuth,
     BodySizeLimit,
-    is_write,
 )
 from zsrec.service.store import ItemRecord
 
@@ -123,11 +128,12 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
         lifespan=_lifespan(folder, config),
     )
     app.state.folder, app.state.config, app.state.ready = folder, config, False
-    app.state.metrics = Metrics(functools.partial(_gauges, app))
-    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(NotFoundError, _error_response(404))
-    app.add_exception_handler(EncoderUnavailableError, _error_response(503))
-    app.add_exception_handler(ZsrecError, _error_response(422))
+    app.state.metrics = Metrics(functools.partial(service_gauges, app))
+    app.state.health_data = lambda: _health(app.state.engine, folder)  # what the metrics' gauges read
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, error_response(404))
+    app.add_exception_handler(EncoderUnavailableError, error_response(503))
+    app.add_exception_handler(ZsrecError, error_response(422))
     app.include_router(router, prefix=VERSION_PREFIX)
     app.include_router(router, include_in_schema=False)  # the first release's paths, kept as aliases
     app.include_router(operations)
@@ -144,7 +150,7 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(RequestLog, metrics=app.state.metrics, log=config.access_log)
-    app.openapi = functools.partial(_openapi_with_access, app, app.openapi, config.access)  # type: ignore[method-assign]
+    app.openapi = functools.partial(openapi_with_access, app, app.openapi, config.access)  # type: ignore[method-assign]
     return app
 
 
@@ -192,69 +198,6 @@ def _lifespan(folder: Path, config: ServiceConfig) -> Callable[[FastAPI], Abstra
     return lifespan
 
 
-def _openapi_with_access(app: FastAPI, build: Callable[[], dict[str, Any]], access: AccessSettings) -> dict[str, Any]:
-    """FastAPI's document, plus the bearer scheme, and 401/403, on the operations that need a key."""
-    if app.openapi_schema is not None:
-        return app.openapi_schema
-    schema = build()
-    if access.enabled:
-        schema.setdefault("components", {})["securitySchemes"] = {"apiKey": {"type": "http", "scheme": "bearer"}}
-        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        for path, operations in schema["paths"].items():
-            for method, operation in operations.items():
-                if path not in PUBLIC_PATHS and (access.read_auth or is_write(method.upper(), path)):
-                    operation["security"] = [{"apiKey": []}]
-                    operation["responses"]["401"] = {"description": "no API key", **error}
-                    operation["responses"]["403"] = {"description": "wrong API key", **error}
-    app.openapi_schema = schema
-    return schema
-
-
-# -- errors: every error answer is {"detail": "one line"} (schemas.Error) ------------------------------------
-async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-    errors = exc.errors()
-    broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
-    if broken is not None:
-        status, detail = 400, f"the body is not valid JSON: {broken.get('ctx', {}).get('error', 'decode error')}"
-    else:
-        status, detail = 422, _describe(errors[0]) + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-    # ASCII escapes keep any input printable (FastAPI's own handler fails, 500, on a lone surrogate)
-    body = json.dumps({"detail": detail}, ensure_ascii=True)
-    return Response(body, status_code=status, media_type="application/json")
-
-
-def _describe(error: dict[str, Any]) -> str:
-    """One pydantic error as one line, e.g. "body.k: Input should be a valid integer"."""
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-def _error_response(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler answering `status` with the exception's message as `detail`."""
-
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
-
-    return handle
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses` of a route: each status with its meaning and the Error body."""
-    return {status: {"model": s.Error, "description": _MEANING[status]} for status in statuses}
-
-
-_MEANING = {
-    400: "the body is not JSON",
-    404: "an unknown user, item or category",
-    413: "the body is larger than the limit",
-    422: "a well-formed request that breaks a rule, or that cannot be answered as asked",
-    503: "the encoder process has stopped, or the service is not ready",
-}
-READ = _errors(400, 404, 413, 422, 503)
-WRITE = _errors(400, 404, 413, 422, 503)
-
-
 # -- routes: each parses in the event loop and does its work in the read or the write pool ----------------
 router = APIRouter()
 
@@ -287,7 +230,7 @@ async def _write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
     return await _in_pool(request.app.state.writes, work, *args)
 
 
-@router.get("/health", response_model=s.Health, responses=_errors(413))
+@router.get("/health", response_model=s.Health, responses=documented_errors(413))
 async def health(request: Request) -> s.Health:
     return await _read(request, _health, _engine(request), request.app.state.folder)
 
@@ -306,7 +249,7 @@ def _health(e: Engine, folder: Path) -> s.Health:
     )
 
 
-@router.post("/recommend", response_model=s.RecommendResponse, responses=READ)
+@router.post("/recommend", response_model=s.RecommendResponse, responses=BODY_ERRORS)
 async def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
     return await _read(request, _recommend, _engine(request), body)
 
@@ -334,7 +277,9 @@ def _recommend(e: Engine, body: s.RecommendRequest) -> s.RecommendResponse:
     )
 
 
-@router.post("/recommend/batch", response_model=s.BatchRecommendResponse, responses=_errors(400, 413, 422, 503))
+@router.post(
+    "/recommend/batch", response_model=s.BatchRecommendResponse, responses=documented_errors(400, 413, 422, 503)
+)
 async def recommend_batch(body: s.BatchRecommendRequest, request: Request) -> s.BatchRecommendResponse:
     """Several /recommend queries in one request: one answer each, in order. A query naming something unknown
     (404) or that cannot be answered (422) gets that status in its own answer; the others are unaffected."""
@@ -355,7 +300,7 @@ def _recommend_batch(e: Engine, body: s.BatchRecommendRequest) -> s.BatchRecomme
     return s.BatchRecommendResponse(results=answers)
 
 
-@router.get("/items", response_model=s.ItemPage, responses=_errors(400, 413, 422))
+@router.get("/items", response_model=s.ItemPage, responses=documented_errors(400, 413, 422))
 async def list_items(
     request: Request,
     cursor: Annotated[
@@ -390,7 +335,7 @@ def _decode_cursor(cursor: str) -> int:
     raise HTTPException(status_code=400, detail="invalid cursor: pass a next_cursor from a previous page")
 
 
-@router.post("/items", response_model=s.ItemsResponse, responses=WRITE)
+@router.post("/items", response_model=s.ItemsResponse, responses=BODY_ERRORS)
 async def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
     return await _write(request, _post_items, _engine(request), body)
 
@@ -402,13 +347,13 @@ def _post_items(e: Engine, body: s.ItemsRequest) -> s.ItemsResponse:
     return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
 
 
-@router.post("/items/delete", response_model=s.DeleteResponse, responses=_errors(400, 404, 413, 422))
+@router.post("/items/delete", response_model=s.DeleteResponse, responses=documented_errors(400, 404, 413, 422))
 async def delete_item_by_body(body: s.DeleteRequest, request: Request) -> s.DeleteResponse:
     """Delete the item named in the body (for clients that cannot put an id holding '/' in a path)."""
     return await _write(request, _delete_item, _engine(request), body.item_id)
 
 
-@router.delete("/items/{item_id:anypath}", response_model=s.DeleteResponse, responses=_errors(404, 413, 422))
+@router.delete("/items/{item_id:anypath}", response_model=s.DeleteResponse, responses=documented_errors(404, 413, 422))
 async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
     """Delete one item; an id holding '/' may be sent as is or percent-encoded (or use POST /items/delete)."""
     return await _write(request, _delete_item, _engine(request), item_id)
@@ -419,7 +364,7 @@ def _delete_item(e: Engine, item_id: str) -> s.DeleteResponse:
     return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
 
 
-@router.post("/similar", response_model=s.SimilarResponse, responses=READ)
+@router.post("/similar", response_model=s.SimilarResponse, responses=BODY_ERRORS)
 async def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
     return await _read(request, _similar, _engine(request), body)
 
@@ -434,7 +379,7 @@ def _similar(e: Engine, body: s.SimilarRequest) -> s.SimilarResponse:
     )
 
 
-@router.post("/audience", response_model=s.AudienceResponse, responses=READ)
+@router.post("/audience", response_model=s.AudienceResponse, responses=BODY_ERRORS)
 async def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
     return await _read(request, _audience, _engine(request), body)
 
@@ -444,7 +389,7 @@ def _audience(e: Engine, body: s.AudienceRequest) -> s.AudienceResponse:
     return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
 
 
-@router.post("/events", response_model=s.EventsResponse, responses=_errors(400, 404, 413, 422))
+@router.post("/events", response_model=s.EventsResponse, responses=documented_errors(400, 404, 413, 422))
 async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
     return await _write(request, _events, _engine(request), body)
 
@@ -452,55 +397,6 @@ async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
 def _events(e: Engine, body: s.EventsRequest) -> s.EventsResponse:
     created = e.add_events([(ev.user_id, ev.item_id, ev.timestamp, ev.event) for ev in body.events])
     return s.EventsResponse(recorded=len(body.events), users_created=created)
-
-
-# -- operations: probes and metrics, at the root and never behind a version ---------------------------------
-operations = APIRouter(tags=["operations"])
-
-
-@operations.get("/livez", response_model=s.Probe)
-async def livez() -> s.Probe:
-    """The process answers (it may still be loading or draining)."""
-    return s.Probe(status="alive")
-
-
-@operations.get("/readyz", response_model=s.Probe, responses=_errors(503))
-async def readyz(request: Request) -> Any:
-    """Ready to serve: the model and its index are loaded, the server is not shutting down, and the encoder
-    process (if any) is running. 503 otherwise, so a load balancer sends requests elsewhere."""
-    reason = _not_ready(request.app)
-    if reason is not None:
-        return JSONResponse(status_code=503, content={"detail": reason})
-    return s.Probe(status="ready")
-
-
-def _not_ready(app: FastAPI) -> str | None:
-    if not app.state.ready:
-        return "the service is loading or shutting down"
-    inner = app.state.encoder.inner
-    if isinstance(inner, EncoderProcess) and not inner.alive():
-        return "the encoder process has stopped; restart the service"
-    return None
-
-
-@operations.get("/metrics", response_class=PlainTextResponse, responses=_errors(413))
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests and latency per route, items, users, index recall, encoder queue."""
-    body = await _read(request, request.app.state.metrics.exposition)
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _gauges(app: FastAPI) -> dict[str, float | None]:
-    engine = getattr(app.state, "engine", None)
-    if engine is None:
-        return {}
-    health = _health(engine, app.state.folder)
-    return {
-        "items": engine.n_items,
-        "users": getattr(health, "users", None),
-        "index_recall_at_10": getattr(health, "index_recall_at_10", None),
-        "encoder_queue": app.state.encoder.in_flight,
-    }
 
 
 async def _in_pool(pool: CapacityLimiter, work: Callable[..., Any], *args: Any) -> Any:
