@@ -64,17 +64,19 @@ def test_metrics_count_requests_per_route_and_report_the_catalog(client: TestCli
         assert client.post("/v1/recommend", json={"user_id": "u0"}).status_code == 200
     client.post("/recommend", json={"user_id": "nobody"})  # the alias, and a 404
     client.get("/no/such/path/12345")
+    client.delete("/v1/items/i5")
     text = client.get("/metrics").text
     assert metric(text, "zsrec_http_requests_total", method="POST", route="/v1/recommend", status="200") == 3
     assert metric(text, "zsrec_http_requests_total", method="POST", route="/recommend", status="404") == 1
     assert metric(text, "zsrec_http_requests_total", method="GET", route="unmatched", status="404") == 1
-    assert "/no/such/path" not in text  # raw paths never become labels
+    assert metric(text, "zsrec_http_requests_total", method="DELETE", route="/v1/items/{item_id}", status="200") == 1
+    assert "/no/such/path" not in text and "i5" not in text  # raw paths never become labels
     assert metric(text, "zsrec_http_request_duration_seconds_count", method="POST", route="/v1/recommend") == 3
-    assert metric(text, "zsrec_items") == 14 and metric(text, "zsrec_users") == 40
+    assert metric(text, "zsrec_items") == 13 and metric(text, "zsrec_users") == 40
     assert metric(text, "zsrec_index_recall_at_10") == 1.0  # exact search below the ANN threshold
     assert metric(text, "zsrec_encoder_queue_length") == 0
     client.post("/v1/items", json={"items": [{"item_id": "new", "title": "Tent pegs", "category": "Outdoor"}]})
-    assert metric(client.get("/metrics").text, "zsrec_items") == 15
+    assert metric(client.get("/metrics").text, "zsrec_items") == 14
 
 
 def test_the_encoder_queue_counts_calls_waiting_or_running() -> None:

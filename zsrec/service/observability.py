@@ -2,7 +2,8 @@
 
 Each app has its own metrics registry (two apps in one process, as in the tests, never share counters). Route
 labels are the route's template (`/v1/items/{item_id}`), never the raw path, so a client cannot grow the label
-set; requests that match no route share the label "unmatched".
+set; requests that match no route, or that are refused before routing (a missing key, a body too large),
+share the label "unmatched".
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def _route_label(scope: Scope) -> str:
 
     A router included under a prefix hands the handler its own route, whose path lacks the prefix; the request
     path tells which inclusion matched."""
-    template = getattr(scope.get("route"), "path", None)
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)  # "{id}", not "{id:anypath}"
     if not template:
         return "unmatched"
     path = str(scope.get("path", ""))
