@@ -20,3 +20,28 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     report = fuzz_app(app, examples=EXAMPLES)
     assert len(report.operations) >= 12 and report.requests >= 12 * EXAMPLES
     assert not report.failures, "\n\n".join(report.failures)
+
+
+def test_the_run_reports_undocumented_statuses_and_bodies_off_schema() -> None:
+    """The harness fails where it should: a status the document omits (ST103), a body off its schema (ST108)."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel
+
+    class Count(BaseModel):
+        n: int
+
+    broken = FastAPI()
+
+    @broken.get("/teapot", response_model=Count)
+    async def teapot() -> JSONResponse:
+        return JSONResponse({"n": 1}, status_code=418)
+
+    @broken.get("/count", response_model=Count)
+    async def count() -> JSONResponse:
+        return JSONResponse({"n": "many"})
+
+    report = fuzz_app(broken, examples=3)
+    assert sorted(report.operations) == ["GET /count", "GET /teapot"]
+    joined = "\n".join(report.failures)
+    assert "ST103" in joined and "ST108" in joined
