@@ -78,6 +78,8 @@ ROWS = [
     Row("a cursor with symbols", "GET", "/v1/items?cursor=%24%7B1%7D", None, 422, "query.cursor: String should match pattern"),
     Row("a page of zero", "GET", "/v1/items?limit=0", None, 422, "query.limit: Input should be greater than or equal to 1"),
     Row("a page size in words", "GET", "/v1/items?limit=ten", None, 422, "query.limit: Input should be a valid integer"),
+    Row("a misspelt query parameter", "GET", "/v1/items?limt=5", None, 422, "query.limt: unknown parameter (expected: cursor, limit)"),
+    Row("a query parameter on a body route", "POST", "/v1/recommend?k=5", body({"user_id": "u0"}), 422, "query.k: unknown parameter (expected: none)"),
     Row("a method the route lacks", "PUT", "/v1/recommend", body({"user_id": "u0"}), 405, "Method Not Allowed"),
     Row("a path that does not exist", "GET", "/v1/../../etc/passwd", None, 404, "Not Found"),
     Row("a write without a key", "POST", "/v1/items", body({"items": [{"item_id": "x", "title": "t", "category": "A"}]}), 401, "missing API key", keyed=True),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.convertors import Convertor, register_url_convertor
@@ -199,7 +199,17 @@ def _lifespan(folder: Path, config: ServiceConfig) -> Callable[[FastAPI], Abstra
 
 
 # -- routes: each parses in the event loop and does its work in the read or the write pool ----------------
-router = APIRouter()
+def _no_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt `limt=5` must not pass as the default."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise HTTPException(status_code=422, detail=f"query.{unknown[0]}: unknown parameter (expected: {expected})")
+
+
+router = APIRouter(dependencies=[Depends(_no_unknown_query)])
 
 
 class AnyPathConvertor(Convertor[str]):
@@ -230,7 +240,7 @@ async def _write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
     return await _in_pool(request.app.state.writes, work, *args)
 
 
-@router.get("/health", response_model=s.Health, responses=documented_errors(413))
+@router.get("/health", response_model=s.Health, responses=documented_errors(413, 422))
 async def health(request: Request) -> s.Health:
     return await _read(request, _health, _engine(request), request.app.state.folder)
 
