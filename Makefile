@@ -57,7 +57,7 @@ bench-scenarios: setup
 bench-serving: setup
 	$(BIN)/python benchmarks/serving.py
 
-# The longer schemathesis run against the HTTP API (the test suite runs a short one): a few minutes.
+# The longer schemathesis run against the HTTP API (the test suite runs a short one): under 10 minutes on 2 cores.
 bench-fuzz: setup
 	$(BIN)/python benchmarks/fuzz.py
 
