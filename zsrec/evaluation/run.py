@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
-import numpy as np
-
 from zsrec.data.splits import LAUNCH, LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
