@@ -216,7 +216,7 @@ def _category_task(
     )
 
 
-def test_window(data: Dataset, test_fraction: float) -> np.ndarray:
+def window_rows(data: Dataset, test_fraction: float) -> np.ndarray:
     """Per interaction row, whether it lies in its user's test window: the last `test_fraction` of the user's
     interactions in time order (file order where times tie or are missing), rounded down, at least one."""
     inter = data.interactions
@@ -234,7 +234,7 @@ def test_window(data: Dataset, test_fraction: float) -> np.ndarray:
 def launch_split(data: Dataset, settings: SplitSettings, *, heldout: tuple[str, ...] | None = None) -> EvalSplit:
     """Launch day: held-out categories launch into each user's test window, among the old items.
 
-    Each user's last `test_fraction` of interactions (`test_window`) is their test window. Training holds the
+    Each user's last `test_fraction` of interactions (`window_rows`) is their test window. Training holds the
     earlier interactions outside the held-out categories, which have not launched yet. Targets are the items of
     the test window, old and new, except the user's own training items (the candidates are the whole catalog
     minus those). Test users need `min_history` distinct training items and one target.
@@ -249,7 +249,7 @@ def launch_split(data: Dataset, settings: SplitSettings, *, heldout: tuple[str, 
     test_cats = heldout if heldout is not None else heldout_and_validation(data, settings)[0]
     is_new = np.isin(level_cat, np.asarray(test_cats, dtype=object))
     inter = data.interactions
-    in_window = test_window(data, settings.test_fraction)
+    in_window = window_rows(data, settings.test_fraction)
     row_new = is_new[inter["item"].to_numpy()]
     train_inter = inter[~in_window & ~row_new]
     histories = user_item_lists(train_inter, data.n_users)

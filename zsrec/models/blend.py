@@ -398,7 +398,8 @@ class BlendFeatures:
             if items is cold_items:
                 raw_new = parts
         self.launch_score = launch_score
-        self.rank_als = within_ranks(als.score(self.users, np.arange(n_items)), self.warm_allowed)
+        self.als_score = als.score(self.users, np.arange(n_items))
+        self.rank_als = within_ranks(self.als_score, self.warm_allowed)
         self.rank_launch = within_ranks(launch_score, self.warm_allowed)
         self.rank_new = within_ranks(launch_score, self.new_allowed)
         zero_shot = ranker.base_.model_
@@ -456,9 +457,12 @@ class Merge:
     warm: tuple[np.ndarray, np.ndarray, np.ndarray]
     new: tuple[np.ndarray, np.ndarray, np.ndarray]
     offset: float = NEVER
+    als_only: bool = False  # the merge lost to ALS where it was validated: ALS's own scores, unchanged
 
     def scores(self, features: BlendFeatures) -> np.ndarray:
-        """(n_users, n_items): log-odds of purchase, new items shifted by the offset."""
+        """(n_users, n_items): log-odds of purchase, new items shifted by the offset (or ALS's scores)."""
+        if self.als_only:
+            return np.asarray(features.als_score, dtype=np.float64)
         warm = features.logits(WARM_FEATURES, *self.warm)
         new = features.logits(NEW_FEATURES, *self.new) + self.offset
         return np.where(features.cold[None, :], new, warm)
@@ -500,7 +504,17 @@ class LaunchBlend(Recommender):
 
     name = "launch-blend"
     settings_class = BlendSettings
-    _state = ("cold_", "warm_coef_", "warm_mean_", "warm_scale_", "new_coef_", "new_mean_", "new_scale_", "offset_")
+    _state = (
+        "cold_",
+        "warm_coef_",
+        "warm_mean_",
+        "warm_scale_",
+        "new_coef_",
+        "new_mean_",
+        "new_scale_",
+        "offset_",
+        "als_only_",
+    )
 
     def __init__(self, settings: BlendSettings | None = None, *, embeddings: EmbeddingSource | None = None):
         super().__init__(settings or BlendSettings())
@@ -524,6 +538,7 @@ class LaunchBlend(Recommender):
         self.warm_coef_, self.warm_mean_, self.warm_scale_ = merge.warm
         self.new_coef_, self.new_mean_, self.new_scale_ = merge.new
         self.offset_ = np.asarray(merge.offset, dtype=np.float64)
+        self.als_only_ = np.asarray(merge.als_only)
 
     @property
     def merge(self) -> Merge:
@@ -531,6 +546,7 @@ class LaunchBlend(Recommender):
             (self.warm_coef_, self.warm_mean_, self.warm_scale_),
             (self.new_coef_, self.new_mean_, self.new_scale_),
             float(self.offset_),
+            bool(self.als_only_),
         )
 
     def _learn(self, launch: Launch | None) -> tuple[Merge, dict[str, Any]]:
@@ -540,10 +556,12 @@ class LaunchBlend(Recommender):
         als_order = np.zeros(n_warm + 1)
         als_order[1 + WARM_FEATURES.index("log_rank_als")] = -1.0
         fallback = Merge(
-            (als_order, np.zeros(n_warm), np.ones(n_warm)), (np.zeros(n_new + 1), np.zeros(n_new), np.ones(n_new))
+            (als_order, np.zeros(n_warm), np.ones(n_warm)),
+            (np.zeros(n_new + 1), np.zeros(n_new), np.ones(n_new)),
+            als_only=True,
         )
         if launch is None:
-            return fallback, {"reason": "no simulated launch (too few categories or users): the old items' order"}
+            return fallback, {"reason": "no simulated launch (too few categories or users): ALS's scores, unchanged"}
         samples: dict[str, list] = {"warm": [], "new": []}
         for features, targets in _episode_batches(launch, 0):
             for side, pair in _sample(features, targets, s.top).items():
@@ -556,7 +574,7 @@ class LaunchBlend(Recommender):
         validation: dict[str, list[np.ndarray]] = {"als": []} | {repr(o): [] for o in s.offsets}
         for features, targets in _episode_batches(launch, 1):
             allowed = features.warm_allowed | features.new_allowed
-            validation["als"].append(episode_ndcg(-features.rank_als.astype(np.float64), targets, allowed))
+            validation["als"].append(episode_ndcg(features.als_score, targets, allowed))
             for offset in s.offsets:
                 scores = Merge(fitted["warm"], fitted["new"], offset).scores(features)
                 validation[repr(offset)].append(episode_ndcg(scores, targets, allowed))
@@ -564,7 +582,7 @@ class LaunchBlend(Recommender):
         best = max(s.offsets, key=lambda o: (ndcg[repr(o)], -o))  # ties: the more cautious offset
         if ndcg[repr(best)] <= ndcg["als"]:  # the merge must beat the old items' ALS order where it was not fitted
             return fallback, {
-                "reason": "the merge did not beat ALS on the validation launch: ALS's order, new items last",
+                "reason": "the merge did not beat ALS on the validation launch: ALS's scores, unchanged",
                 "validation_ndcg@10": ndcg,
             }
         record = {
