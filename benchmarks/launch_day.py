@@ -1,0 +1,284 @@
+"""Benchmark: launch day in the whole catalog (`--protocol launch`), old and new targets alike.
+
+    make bench-launch-day     # = .venv/bin/python benchmarks/launch_day.py  (all stages, then docs and plot)
+    .venv/bin/python benchmarks/launch_day.py --stage amazon [--stage cj]   # some stages only
+    .venv/bin/python benchmarks/launch_day.py --render-only                 # docs and plot from saved JSON
+
+Stages (each writes docs/benchmarks/launch_day/STAGE.json):
+- amazon: Amazon Scientific at level 1, its four named categories and 5 seeded 20% draws;
+- cj: Complete Journey's demo reduction at level 2, the demo's five categories and 5 seeded 20% draws.
+Every split: popularity, als, tfidf, zero-shot, launch-ranker, interleave (share chosen on a simulated launch)
+and launch-blend, with paired bootstrap CIs of launch-blend's NDCG@10 gain over als, popularity and interleave;
+on the named splits also every fixed interleave share (one point each in the plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from common import REPO, machine_line, write_section  # noqa: E402
+
+from zsrec.data import load_dataset  # noqa: E402
+from zsrec.data.splits import LAUNCH, SplitSettings  # noqa: E402
+from zsrec.demo import DEMO_CATEGORIES, keep_popular_items  # noqa: E402
+from zsrec.evaluation.evaluate import EvalSettings, launch_metrics  # noqa: E402
+from zsrec.evaluation.metrics import paired_bootstrap_ci  # noqa: E402
+from zsrec.evaluation.run import RunOptions, prepare_split  # noqa: E402
+from zsrec.io import atomic_write_text  # noqa: E402
+from zsrec.models.blend import InterleaveRecommender  # noqa: E402
+from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
+
+AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
+OUT = REPO / "docs" / "benchmarks" / "launch_day"
+PLOT = REPO / "docs" / "benchmarks" / "launch_day.png"
+SCIENTIFIC_CATEGORIES = (
+    "Hydraulics, Pneumatics & Plumbing",
+    "Lab & Scientific Products",
+    "Occupational Health & Safety Products",
+    "Professional Dental Supplies",
+)
+MODELS = ("popularity", "als", "tfidf", "zero-shot", "launch-ranker", "interleave", "launch-blend")
+BASELINES = ("als", "popularity", "interleave")  # what launch-blend must beat
+SHARES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+DRAWS = 5
+EVAL = EvalSettings(ks=(10,), pools=("launch",), n_bootstrap=1000)
+SHOPS = {
+    "amazon": ("Amazon Scientific, level 1", SplitSettings(protocol=LAUNCH, level=1), SCIENTIFIC_CATEGORIES),
+    "cj": ("Complete Journey (demo reduction), level 2", SplitSettings(protocol=LAUNCH, level=2), DEMO_CATEGORIES),
+}
+
+
+def shop(name: str):
+    if name == "amazon":
+        if not (AMAZON / "Scientific.item.json").exists():
+            sys.exit(f"{AMAZON} not found: this benchmark reads ../shared/data/amazon-scientific")
+        return load_dataset(f"amazon-lcrec:{AMAZON}")
+    return keep_popular_items(load_dataset("completejourney"), 30)  # the demo's reduction
+
+
+def one_split(data, settings: SplitSettings, options: RunOptions, *, shares: bool) -> dict:
+    """Every model on one launch split; launch-blend's paired gains over the baselines; fixed interleave shares."""
+    scoring = replace(EVAL, seed=settings.seed)
+    data, split = prepare_split(data, settings, options.reporter)
+    runs = options.evaluate(split, MODELS, scoring, min_history=settings.min_history)
+    doc = options.document(data, split, settings, runs)
+    per_user = {run.name: run.per_user for run in runs}
+    doc["blend_gain"] = {}
+    for base in BASELINES:
+        diff = per_user["launch-blend"] - per_user[base]
+        lo, hi = paired_bootstrap_ci(diff, n_resamples=1000, seed=settings.seed)
+        doc["blend_gain"][base] = {"gain": float(diff.mean()), "ci": [lo, hi]}
+    if shares:
+        model = next(run.model for run in runs if run.name == "interleave")
+        assert isinstance(model, InterleaveRecommender)
+        fixed = {}
+        for share in SHARES:
+            metrics, _ = launch_metrics(model.with_share(share), split, replace(scoring, n_bootstrap=0))
+            fixed[str(share)] = metrics
+        doc["interleave_shares"] = fixed
+    return doc
+
+
+def run_shop(name: str, embeddings: EmbeddingSource) -> None:
+    """The named split, then the draws; the stage's JSON is rewritten after each split (a stopped run keeps
+    what it finished)."""
+    _, base, named = SHOPS[name]
+    data = shop(name)
+    options = RunOptions("minilm", embeddings, None, ("python", "benchmarks/launch_day.py", "--stage", name))
+    start = time.perf_counter()
+    out = {"named": one_split(data, replace(base, categories=named), options, shares=True), "draws": []}
+    for seed in range(DRAWS + 1):
+        out["seconds"] = time.perf_counter() - start
+        atomic_write_text(OUT / f"{name}.json", json.dumps(out, indent=1, default=float))
+        meta = {
+            "command": f"python benchmarks/launch_day.py --stage {name}",
+            "machine": machine_line(out["seconds"] / 60),
+        }
+        atomic_write_text(OUT / f"run-{name}.json", json.dumps(meta, indent=1))
+        if seed == DRAWS:
+            break
+        print(f"{name}: draw {seed + 1} of {DRAWS}", flush=True)
+        out["draws"].append(one_split(data, replace(base, holdout_fraction=0.2, seed=seed), options, shares=False))
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+def _metric(doc: dict, model: str, key: str) -> float:
+    value = doc["results"][model]["launch"][key]
+    return float("nan") if value is None else float(value)
+
+
+def split_table(doc: dict) -> list[str]:
+    lines = ["| model | NDCG@10 | 95% CI | recall@10 | recall@10 new | recall@10 old | new share@10 |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for m in MODELS:
+        r = doc["results"][m]["launch"]
+        lo, hi = r["ndcg@10_ci"]
+        name = m + (f" (share {doc['models'][m]['config']['choice']['share']:.1f})" if m == "interleave" else "")
+        lines.append(
+            f"| {name} | {r['ndcg@10']:.4f} | [{lo:.4f}, {hi:.4f}] | {r['recall@10']:.4f} | "
+            f"{r['recall@10_new']:.4f} | {r['recall@10_warm']:.4f} | {r['new_share@10']:.3f} |"
+        )
+    for share, r in doc.get("interleave_shares", {}).items():
+        lines.append(
+            f"| interleave, fixed share {float(share):.1f} | {r['ndcg@10']:.4f} | | {r['recall@10']:.4f} | "
+            f"{r['recall@10_new']:.4f} | {r['recall@10_warm']:.4f} | {r['new_share@10']:.3f} |"
+        )
+    return lines
+
+
+def gains_line(doc: dict) -> str:
+    parts = []
+    for base, g in doc["blend_gain"].items():
+        lo, hi = g["ci"]
+        parts.append(f"{base} {g['gain']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    return "launch-blend's paired NDCG@10 gain (95% CI) over " + "; ".join(parts) + "."
+
+
+def draws_table(draws: list[dict]) -> list[str]:
+    lines = ["| model | median NDCG@10 | range | median recall@10 new | median recall@10 old | median new share@10 |"]
+    lines.append("|---|---|---|---|---|---|")
+    for m in MODELS:
+        v = {k: [_metric(d, m, k) for d in draws] for k in ("ndcg@10", "recall@10_new", "recall@10_warm")}
+        share = [_metric(d, m, "new_share@10") for d in draws]
+        lines.append(
+            f"| {m} | {np.median(v['ndcg@10']):.4f} | {min(v['ndcg@10']):.4f}–{max(v['ndcg@10']):.4f} | "
+            f"{np.nanmedian(v['recall@10_new']):.4f} | {np.median(v['recall@10_warm']):.4f} | {np.median(share):.3f} |"
+        )
+    lines += [
+        "",
+        "| seed | held-out categories | " + " | ".join(MODELS) + " | blend gain over best baseline (95% CI) |",
+    ]
+    lines.append("|---" * (len(MODELS) + 3) + "|")
+    for d in draws:
+        best = max(BASELINES, key=lambda b: _metric(d, b, "ndcg@10"))
+        g = d["blend_gain"][best]
+        cells = " | ".join(f"{_metric(d, m, 'ndcg@10'):.4f}" for m in MODELS)
+        lines.append(
+            f"| {d['protocol']['seed']} | {len(d['protocol']['heldout_categories'])} | {cells} | "
+            f"{best}: {g['gain']:+.4f} [{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}] |"
+        )
+    return lines
+
+
+def verdicts(docs: dict) -> list[str]:
+    """The issue's acceptance, each line with the measured figures and met / missed."""
+    lines = ["### Acceptance", ""]
+    for name, doc in docs.items():
+        title = SHOPS[name][0]
+        named, draws = doc["named"], doc["draws"]
+        best = max(BASELINES, key=lambda b: _metric(named, b, "ndcg@10"))
+        g = named["blend_gain"][best]
+        won = g["ci"][0] > 0
+        lines.append(
+            f"- {title}, named split: launch-blend {_metric(named, 'launch-blend', 'ndcg@10'):.4f} against the best "
+            f"baseline ({best}) {_metric(named, best, 'ndcg@10'):.4f}, paired gain {g['gain']:+.4f} "
+            f"[{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]: **{'met' if won else 'missed'}**."
+        )
+        blend_med = np.median([_metric(d, "launch-blend", "ndcg@10") for d in draws])
+        base_meds = {b: np.median([_metric(d, b, "ndcg@10") for d in draws]) for b in BASELINES}
+        top = max(base_meds, key=base_meds.get)
+        ci_wins = sum(
+            d["blend_gain"][max(BASELINES, key=lambda b, d=d: _metric(d, b, "ndcg@10"))]["ci"][0] > 0 for d in draws
+        )
+        lines.append(
+            f"- {title}, median of {len(draws)} draws: launch-blend {blend_med:.4f} against {top}'s "
+            f"{base_meds[top]:.4f}; "
+            f"the paired CI over each draw's best baseline is above 0 in {ci_wins} of {len(draws)} draws: "
+            f"**{'met' if blend_med > base_meds[top] and ci_wins == len(draws) else 'missed'}**."
+        )
+        shares = named["interleave_shares"]
+        best_share = max(shares, key=lambda s: (shares[s]["ndcg@10"], -float(s)))
+        need = shares[best_share]["recall@10_new"]
+        mine = _metric(named, "launch-blend", "recall@10_new")
+        lines.append(
+            f"- {title}: launch-blend's recall@10 on new targets {mine:.4f} against {need:.4f} for the best fixed "
+            f"interleave share ({float(best_share):.1f}, by NDCG@10 on the named split): "
+            f"**{'met' if mine >= need else 'missed'}**."
+        )
+        worst = min(_metric(d, "launch-blend", "ndcg@10") / _metric(d, "als", "ndcg@10") for d in [named, *draws])
+        lines.append(
+            f"- {title}: launch-blend's lowest ratio to als over the {len(draws) + 1} splits {worst:.3f} (at least "
+            f"0.99): **{'met' if worst >= 0.99 else 'missed'}**."
+        )
+    return lines + [""]
+
+
+def plot(docs: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(docs), figsize=(6 * len(docs), 4.5))
+    axes = np.atleast_1d(axes)
+    for ax, (name, doc) in zip(axes, docs.items(), strict=True):
+        named = doc["named"]
+        shares = named["interleave_shares"]
+        xs = [shares[s]["new_share@10"] for s in shares]
+        ys = [shares[s]["ndcg@10"] for s in shares]
+        ax.plot(xs, ys, "o-", color="0.6", label="interleave, fixed shares 0–0.5")
+        for m in MODELS:
+            x, y = _metric(named, m, "new_share@10"), _metric(named, m, "ndcg@10")
+            ax.scatter([x], [y], s=40, zorder=3, label=m)
+        ax.set_title(f"{SHOPS[name][0]}: named split")
+        ax.set_xlabel("new share@10 (top-10 slots given to new items)")
+        ax.set_ylabel("NDCG@10, old and new targets")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=110)
+    plt.close(fig)
+
+
+def render() -> str:
+    docs = {s: json.loads((OUT / f"{s}.json").read_text()) for s in SHOPS if (OUT / f"{s}.json").exists()}
+    out = ["## Launch day: the whole catalog, old and new targets (`--protocol launch`)", ""]
+    for name in docs:
+        meta = json.loads((OUT / f"run-{name}.json").read_text())
+        out.append(f"- `{meta['command']}`: {meta['machine']}")
+    out += [
+        "",
+        "Each user's last 20% of interactions (time order, at least one) is their test window; the held-out "
+        "categories have no interaction in training; targets are the window's items, old and new, except the "
+        "user's own training items; candidates are the whole catalog minus those. `new share@10` is the share "
+        "of top-10 slots given to held-out items.",
+        "",
+    ]
+    if not docs:
+        return "\n".join(out)
+    out += verdicts(docs)
+    plot(docs)
+    out += [f"![NDCG@10 against new share]({PLOT.relative_to(REPO / 'docs').as_posix()})", ""]
+    for name, doc in docs.items():
+        title = SHOPS[name][0]
+        out += [f"### {title}: named split", ""] + split_table(doc["named"]) + ["", gains_line(doc["named"]), ""]
+        out += [f"### {title}: {len(doc['draws'])} seeded 20% draws", ""] + draws_table(doc["draws"]) + [""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", action="append", choices=tuple(SHOPS), help="run only these shops (repeatable)")
+    parser.add_argument("--render-only", action="store_true", help="rebuild the docs section from saved JSON")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not args.render_only:
+        embeddings = EmbeddingSource("minilm")
+        for stage in args.stage or tuple(SHOPS):
+            print(f"== {stage}", flush=True)
+            run_shop(stage, embeddings)
+    write_section("launch-day", render())
+
+
+if __name__ == "__main__":
+    main()
