@@ -424,8 +424,8 @@ def paired_bootstrap_ci(
     """Percentile bootstrap CI of the mean of per-user paired differences (model A minus model B on the same
     users): the users are resampled together, so what the two models share cancels out.
 
-    >>> paired_bootstrap_ci(np.array([0.1, 0.1, 0.1]))
-    (0.1, 0.1)
+    >>> paired_bootstrap_ci(np.array([0.5, 0.5, np.nan]))  # users with an undefined difference are left out
+    (0.5, 0.5)
     """
     diff = _check_values(differences, "differences")
     return bootstrap_ci(diff[~np.isnan(diff)], n_resamples=n_resamples, confidence=confidence, seed=seed)
