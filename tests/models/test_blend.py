@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from shop_fixtures import LAUNCH_SETTINGS as SETTINGS
 from shop_fixtures import launch_shop
@@ -141,3 +142,15 @@ def test_never_keeps_every_new_item_below_the_old_ones(split, blend) -> None:
     allowed_new = np.where(features.new_allowed, scores, -np.inf).max(axis=1)
     allowed_old = np.where(features.warm_allowed, scores, np.inf).min(axis=1)
     assert np.all(allowed_new < allowed_old)
+
+
+def test_events_reach_both_scorers_of_the_blend(split, embeddings) -> None:
+    settings = BlendSettings(encoder="hashing", simulation=SimulationSettings(level=2))
+    model = LaunchBlend(settings, embeddings=embeddings).fit(split.train)
+    user, item = int(split.test_users[0]), int(split.new_items[0])
+    before = model.als_.item_factors_[item].copy()
+    model.partial_fit(pd.DataFrame({"user": [user], "item": [item]}))
+    assert item in model.histories_[user].tolist() and model.launch_.histories_ is model.histories_
+    assert model.launch_.revealed_counts_[item] == 1.0
+    assert not np.array_equal(model.als_.item_factors_[item], before)  # ALS refitted with the purchase
+    assert model.score(np.asarray([user]), np.asarray([item])).shape == (1, 1)

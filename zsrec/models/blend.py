@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LAUNCH, EvalSplit, SplitSettings, launch_split
@@ -295,6 +296,13 @@ class InterleaveRecommender(Recommender):
             self.share_, self.als_.score(users, every), self.zero_shot_.score(users, every), self.cold_, seen
         )
         return scores[:, np.asarray(items, dtype=np.int64)]
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Fold new events into both parts: ALS refits, zero-shot's histories (shared with this model) grow."""
+        self._check_fitted()
+        self.zero_shot_.partial_fit(events)
+        self.als_.partial_fit(events)
+        return self
 
     def with_share(self, share: float) -> InterleaveRecommender:
         """A copy of this fitted model with another fixed share (the benchmark's one point per share)."""
@@ -607,6 +615,15 @@ class LaunchBlend(Recommender):
         features = self._features(users)
         scores = self.merge.scores(features)
         return scores[:, np.asarray(items, dtype=np.int64)].astype(np.float64)
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Fold new events into both scorers: the launch-ranker (whose histories this model shares) counts them
+        and may give the new items' popularity a weight; ALS refits. Items new at fit stay on the new side of
+        the merge, where the launch-ranker's popularity part now lifts them."""
+        self._check_fitted()
+        self.launch_.partial_fit(events)
+        self.als_.partial_fit(events)
+        return self
 
     def explain_slots(self, user: int, k: int = 10) -> list[dict[str, Any]]:
         """The user's top `k`: per slot the item, whether it is new, its estimated log-odds of purchase, and for
