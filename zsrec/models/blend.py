@@ -281,7 +281,7 @@ class InterleaveRecommender(Recommender):
             new_scores = launch.launch.base_.score(batch, np.arange(split.train.n_items))
             targets = split.targets[start : start + len(batch)]
             for share in self.settings.shares:
-                scores = _interleaved(share, warm_scores, new_scores, cold, seen)
+                scores = interleaved_scores(share, warm_scores, new_scores, cold, seen)
                 ndcg[share].append(episode_ndcg(scores, targets, ~seen))
         means = {share: float(np.concatenate(v).mean()) for share, v in ndcg.items()}
         best = max(means, key=lambda share: (means[share], -share))  # ties: the smaller share
@@ -292,7 +292,7 @@ class InterleaveRecommender(Recommender):
         users = np.asarray(users, dtype=np.int64)
         every = np.arange(self.n_items_)
         seen = seen_mask(self.histories_, users, self.n_items_)
-        scores = _interleaved(
+        scores = interleaved_scores(
             self.share_, self.als_.score(users, every), self.zero_shot_.score(users, every), self.cold_, seen
         )
         return scores[:, np.asarray(items, dtype=np.int64)]
@@ -334,7 +334,7 @@ class InterleaveRecommender(Recommender):
         return model
 
 
-def _interleaved(
+def interleaved_scores(
     share: float, warm_scores: np.ndarray, new_scores: np.ndarray, cold: np.ndarray, seen: np.ndarray
 ) -> np.ndarray:
     """Minus each item's position in the interleaved list (seen items last)."""
