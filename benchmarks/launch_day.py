@@ -292,6 +292,13 @@ def render() -> str:
         "",
     ]
     if not docs:
+        out += [
+            "**No split has finished yet**: the run on the shared 2-core machine of the session that built this "
+            "benchmark was stopped before its first split ended (each split fits ALS, launch-ranker and a "
+            "simulated launch, and scores the whole catalog for every test user). `make bench-launch-day` "
+            "writes the figures here.",
+            "",
+        ]
         return "\n".join(out)
     out += verdicts(docs)
     plot(docs)
