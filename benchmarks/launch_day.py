@@ -197,6 +197,23 @@ def draws_table(draws: list[dict]) -> list[str]:
     return lines
 
 
+def _draws_verdict(title: str, draws: list[dict]) -> str:
+    """The draws' acceptance line: launch-blend's median above the best baseline's, and a paired CI above 0
+    against each draw's best baseline."""
+    blend_med = np.median([_metric(d, "launch-blend", "ndcg@10") for d in draws])
+    base_meds = {b: np.median([_metric(d, b, "ndcg@10") for d in draws]) for b in BASELINES}
+    top = max(base_meds, key=base_meds.get)
+    ci_wins = sum(
+        d["blend_gain"][max(BASELINES, key=lambda b, d=d: _metric(d, b, "ndcg@10"))]["ci"][0] > 0 for d in draws
+    )
+    return (
+        f"- {title}, median of {len(draws)} draws: launch-blend {blend_med:.4f} against {top}'s "
+        f"{base_meds[top]:.4f}; "
+        f"the paired CI over each draw's best baseline is above 0 in {ci_wins} of {len(draws)} draws: "
+        f"**{'met' if blend_med > base_meds[top] and ci_wins == len(draws) else 'missed'}**."
+    )
+
+
 def verdicts(docs: dict) -> list[str]:
     """The issue's acceptance, each line with the measured figures and met / missed."""
     lines = ["### Acceptance", ""]
@@ -211,18 +228,10 @@ def verdicts(docs: dict) -> list[str]:
             f"baseline ({best}) {_metric(named, best, 'ndcg@10'):.4f}, paired gain {g['gain']:+.4f} "
             f"[{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]: **{'met' if won else 'missed'}**."
         )
-        blend_med = np.median([_metric(d, "launch-blend", "ndcg@10") for d in draws])
-        base_meds = {b: np.median([_metric(d, b, "ndcg@10") for d in draws]) for b in BASELINES}
-        top = max(base_meds, key=base_meds.get)
-        ci_wins = sum(
-            d["blend_gain"][max(BASELINES, key=lambda b, d=d: _metric(d, b, "ndcg@10"))]["ci"][0] > 0 for d in draws
-        )
-        lines.append(
-            f"- {title}, median of {len(draws)} draws: launch-blend {blend_med:.4f} against {top}'s "
-            f"{base_meds[top]:.4f}; "
-            f"the paired CI over each draw's best baseline is above 0 in {ci_wins} of {len(draws)} draws: "
-            f"**{'met' if blend_med > base_meds[top] and ci_wins == len(draws) else 'missed'}**."
-        )
+        if draws:
+            lines.append(_draws_verdict(title, draws))
+        else:
+            lines.append(f"- {title}, draws: **not run** yet (no figure).")
         shares = named["interleave_shares"]
         best_share = max(shares, key=lambda s: (shares[s]["ndcg@10"], -float(s)))
         need = shares[best_share]["recall@10_new"]
@@ -300,13 +309,19 @@ def render() -> str:
             "",
         ]
         return "\n".join(out)
+    missing = [SHOPS[name][0] for name in SHOPS if name not in docs]
+    if missing:
+        out += [f"Not run yet: {'; '.join(missing)} (`--stage NAME`).", ""]
     out += verdicts(docs)
     plot(docs)
     out += [f"![NDCG@10 against new share]({PLOT.relative_to(REPO / 'docs').as_posix()})", ""]
     for name, doc in docs.items():
         title = SHOPS[name][0]
         out += [f"### {title}: named split", ""] + split_table(doc["named"]) + ["", gains_line(doc["named"]), ""]
-        out += [f"### {title}: {len(doc['draws'])} seeded 20% draws", ""] + draws_table(doc["draws"]) + [""]
+        if doc["draws"]:
+            out += [f"### {title}: {len(doc['draws'])} seeded 20% draws", ""] + draws_table(doc["draws"]) + [""]
+        else:
+            out += [f"### {title}: seeded draws not run yet (`--part draws`)", ""]
     return "\n".join(out)
 
 
