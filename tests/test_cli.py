@@ -387,3 +387,41 @@ def test_progress_bars_fit_80_columns_and_messages_go_through_logging() -> None:
     reporter.message("fitting tfidf")
     reporter.warning("2 items had an empty title")
     assert log.getvalue().splitlines() == ["fitting tfidf", "warning: 2 items had an empty title"]
+
+
+# -- launch protocol --------------------------------------------------------------------------------------
+LAUNCH_ARGS = ["--protocol", "launch", *LCO, "--k", "10", *FAST]
+
+
+def test_evaluate_launch_protocol_reports_old_and_new_targets(shop_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "launch.json"
+    result = zsrec(
+        "evaluate", str(shop_dir), *LAUNCH_ARGS, "--models", "als,interleave,launch-blend", "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert "launch pool" in result.stdout
+    doc = json.loads(out.read_text())
+    assert doc["protocol"]["name"] == "launch" and doc["protocol"]["test_fraction"] == 0.2
+    for model in ("als", "interleave", "launch-blend"):
+        metrics = doc["results"][model]["launch"]
+        assert {"ndcg@10", "recall@10", "recall@10_new", "recall@10_warm", "new_share@10", "ndcg@10_ci"} <= set(metrics)
+        assert 0.0 <= metrics["new_share@10"] <= 1.0
+        assert metrics["paired"]["reference"] == "als"
+    assert doc["results"]["als"]["launch"]["paired"]["ndcg@10_gain"] == 0.0
+
+
+def test_launch_protocol_with_too_short_histories_is_one_clear_error(shop_dir: Path) -> None:
+    result = zsrec("evaluate", str(shop_dir), *LAUNCH_ARGS, "--models", "als", "--min-history", "500")
+    assert_user_error(result, contains="no test user")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pool", "new"], "drop --pool"),
+        (["--reference", "tfidf"], "reference"),
+        (["--test-fraction", "1"], "test_fraction"),
+    ],
+)
+def test_launch_protocol_refuses_bad_options(shop_dir: Path, extra: list[str], message: str) -> None:
+    assert_user_error(zsrec("evaluate", str(shop_dir), *LAUNCH_ARGS, "--models", "als", *extra), contains=message)

@@ -94,7 +94,21 @@ def _encoder_spec(encoder: str, precision: str) -> str:
 
 
 # The split options, shared by every command that holds out categories (evaluate, train, robustness, ...).
-ProtocolOpt = Annotated[str, typer.Option(help="leave-category-out (new categories) or leave-one-out (next item).")]
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        help="leave-category-out (new categories), leave-one-out (next item) or launch (held-out categories "
+        "launch into each user's last --test-fraction of interactions; the whole catalog is ranked against old "
+        "and new targets, with new/old recall and the new items' share of the top slots)."
+    ),
+]
+TestFractionOpt = Annotated[
+    float,
+    typer.Option(
+        help="launch protocol: the last share of each user's interactions (time order, at least one) that is "
+        "their test window."
+    ),
+]
 LevelOpt = Annotated[
     int,
     typer.Option(
@@ -117,7 +131,13 @@ SeedOpt = Annotated[int, typer.Option(help="Seed of the category choice, tie-bre
 
 
 def split_settings_from_options(
-    protocol: str, level: int, categories: str, holdout_fraction: float, min_history: int, seed: int
+    protocol: str,
+    level: int,
+    categories: str,
+    holdout_fraction: float,
+    min_history: int,
+    seed: int,
+    test_fraction: float = 0.2,
 ) -> SplitSettings:
     """SplitSettings from the shared split options (raises ConfigError on a bad value)."""
     from zsrec.data.splits import SplitSettings
@@ -129,6 +149,7 @@ def split_settings_from_options(
         holdout_fraction=holdout_fraction,
         min_history=min_history,
         seed=seed,
+        test_fraction=test_fraction,
     )
 
 
@@ -229,9 +250,18 @@ def evaluate(
     holdout_fraction: HoldoutFractionOpt = 0.2,
     min_history: MinHistoryOpt = 3,
     seed: SeedOpt = 0,
+    test_fraction: TestFractionOpt = 0.2,
     models: Annotated[
         str, typer.Option(help="Comma-separated model names (see `zsrec models`).")
     ] = "random,popularity,tfidf,zero-shot",
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="launch protocol: the model every model's paired NDCG CI compares against. Default: als where "
+            "evaluated, else the first model.",
+            show_default=False,
+        ),
+    ] = None,
     k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for NDCG, Recall and HR.")] = "10,50",
     pool: Annotated[
         str | None,
@@ -279,9 +309,11 @@ def evaluate(
     reporter = _reporter()
     with _user_errors():
         encoder = _encoder_spec(encoder, precision)
-        split_settings = split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
+        split_settings = split_settings_from_options(
+            protocol, level, categories, holdout_fraction, min_history, seed, test_fraction
+        )
         eval_settings = EvalSettings(
-            ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed
+            ks=parse_ks(k), pools=resolve_pools(pool, protocol), n_bootstrap=bootstrap, seed=seed, reference=reference
         )
         names = check_request(_parse_models(models), split_settings, eval_settings)
         shares = check_reveal(parse_reveal(reveal), split_settings) if reveal is not None else ()

@@ -1,4 +1,5 @@
-"""Evaluation splits: leave-category-out (whole categories become "new") and sequential leave-one-out."""
+"""Evaluation splits: leave-category-out (whole categories become "new"), sequential leave-one-out, and launch
+day (held-out categories launch into each user's last window of interactions, among the old items)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,25 @@ from zsrec.errors import ConfigError, check_at_least, check_choice, check_fracti
 
 LEAVE_CATEGORY_OUT = "leave-category-out"
 LEAVE_ONE_OUT = "leave-one-out"
-PROTOCOLS = (LEAVE_CATEGORY_OUT, LEAVE_ONE_OUT)
+LAUNCH = "launch"
+PROTOCOLS = (LEAVE_CATEGORY_OUT, LEAVE_ONE_OUT, LAUNCH)
+#: protocols that hold out whole categories (named, or a seeded fraction at a level)
+CATEGORY_PROTOCOLS = (LEAVE_CATEGORY_OUT, LAUNCH)
 
 
 @dataclass(frozen=True)
 class SplitSettings:
     """How to hold data out for evaluation."""
 
-    protocol: str = LEAVE_CATEGORY_OUT  # "leave-category-out" or "leave-one-out"
+    protocol: str = LEAVE_CATEGORY_OUT  # "leave-category-out", "leave-one-out" or "launch"
     level: int = 1  # category level whose categories are held out (1 = top level)
     categories: tuple[str, ...] = ()  # named test categories; empty = a seeded random fraction
     holdout_fraction: float = 0.2  # share of the level's categories held out for testing (when none are named)
     validation_fraction: float | None = None  # share held out for validation; None = as many as the test ones
     min_history: int = 3  # a test user needs at least this many interactions outside the held-out categories
     seed: int = 0
+    # launch: the last share of each user's interactions (in time order, at least one) that is their test window
+    test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         check_choice(self, "protocol", PROTOCOLS, shown=", ".join(PROTOCOLS))
@@ -35,6 +41,8 @@ class SplitSettings:
         if self.validation_fraction is not None and not 0.0 <= self.validation_fraction < 1.0:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         check_at_least(self, min_history=1)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 @dataclass(frozen=True)
@@ -66,10 +74,17 @@ class EvalSplit:
 
     @property
     def pools(self) -> tuple[str, ...]:
+        if self.protocol == LAUNCH:
+            return ("launch",)
         return ("new", "all") if self.protocol == LEAVE_CATEGORY_OUT else ("all",)
 
     def candidates(self, pool: str) -> np.ndarray:
-        """Candidate item indexes of a pool: `new` = held-out items, `all` = the whole catalog."""
+        """Candidate item indexes of a pool: `new` = held-out items, `all` and `launch` = the whole catalog (the
+        scoring masks each user's own training items)."""
+        if pool == "launch":
+            if self.protocol != LAUNCH:
+                raise ConfigError(f"pool 'launch' needs the {LAUNCH} protocol, got {self.protocol}")
+            return np.arange(self.train.n_items)
         if pool == "new":
             if self.protocol != LEAVE_CATEGORY_OUT:
                 raise ConfigError(f"pool 'new' needs the {LEAVE_CATEGORY_OUT} protocol, got {self.protocol}")
@@ -83,6 +98,8 @@ def make_split(data: Dataset, settings: SplitSettings) -> EvalSplit:
     """Build the split `settings` asks for (see `leave_category_out_split`, `leave_one_out_split`)."""
     if settings.protocol == LEAVE_ONE_OUT:
         return leave_one_out_split(data, min_history=settings.min_history)
+    if settings.protocol == LAUNCH:
+        return launch_split(data, settings)
     return leave_category_out_split(data, settings)
 
 
@@ -114,17 +131,12 @@ def resolve_categories(data: Dataset, level: int, names: tuple[str, ...]) -> tup
     return tuple(dict.fromkeys(out))
 
 
-def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSplit:
-    """Hold out whole categories: their items get no training interactions and become the `new` pool.
-
-    Test users interacted with ≥1 held-out item and with ≥ `min_history` items elsewhere; their input
-    history is those other interactions (in order), their targets the held-out items. Validation categories,
-    disjoint from the test ones and seeded, get the same treatment with the test categories removed as well.
-    """
-    level_cat = data.category_at(settings.level)
-    all_cats = sorted({c for c in level_cat if c})
+def heldout_and_validation(data: Dataset, settings: SplitSettings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The test categories (named, or a seeded `holdout_fraction` of the level's) and the seeded validation
+    categories disjoint from them, at `settings.level`."""
+    all_cats = sorted({c for c in data.category_at(settings.level) if c})
     if len(all_cats) < 2:
-        raise ConfigError(f"level {settings.level} has {len(all_cats)} categories; leave-category-out needs at least 2")
+        raise ConfigError(f"level {settings.level} has {len(all_cats)} categories; holding categories out needs 2")
     rng = np.random.default_rng(settings.seed)
     if settings.categories:
         test_cats = resolve_categories(data, settings.level, settings.categories)
@@ -137,6 +149,18 @@ def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSpli
     n_val = len(test_cats) if frac is None else round(frac * len(all_cats))
     n_val = min(n_val, len(rest) - 1)  # leave at least one category to train on
     val_cats = tuple(sorted(rng.choice(rest, size=n_val, replace=False).tolist())) if n_val > 0 else ()
+    return test_cats, val_cats
+
+
+def leave_category_out_split(data: Dataset, settings: SplitSettings) -> EvalSplit:
+    """Hold out whole categories: their items get no training interactions and become the `new` pool.
+
+    Test users interacted with ≥1 held-out item and with ≥ `min_history` items elsewhere; their input
+    history is those other interactions (in order), their targets the held-out items. Validation categories,
+    disjoint from the test ones and seeded, get the same treatment with the test categories removed as well.
+    """
+    level_cat = data.category_at(settings.level)
+    test_cats, val_cats = heldout_and_validation(data, settings)
 
     test = _category_task(data, level_cat, test_cats, excluded=(), settings=settings)
     validation = _category_task(data, level_cat, val_cats, excluded=test_cats, settings=settings) if val_cats else None
@@ -189,6 +213,73 @@ def _category_task(
         heldout_categories=heldout,
         item_category=level_cat,
         target_events=inter[row_new & np.isin(inter["user"].to_numpy(), users)].reset_index(drop=True),
+    )
+
+
+def window_rows(data: Dataset, test_fraction: float) -> np.ndarray:
+    """Per interaction row, whether it lies in its user's test window: the last `test_fraction` of the user's
+    interactions in time order (file order where times tie or are missing), rounded down, at least one."""
+    inter = data.interactions
+    order = np.lexsort((np.arange(len(inter)), inter["timestamp"].to_numpy(), inter["user"].to_numpy()))
+    users = inter["user"].to_numpy()[order]
+    counts = np.bincount(users, minlength=data.n_users)
+    starts = np.cumsum(counts) - counts
+    position = np.arange(len(order)) - starts[users]  # 0-based position within the user, in time order
+    n_test = np.maximum(1, np.floor(test_fraction * counts + 1e-9).astype(np.int64))
+    in_window = np.empty(len(inter), dtype=bool)
+    in_window[order] = position >= counts[users] - n_test[users]
+    return in_window
+
+
+def launch_split(data: Dataset, settings: SplitSettings, *, heldout: tuple[str, ...] | None = None) -> EvalSplit:
+    """Launch day: held-out categories launch into each user's test window, among the old items.
+
+    Each user's last `test_fraction` of interactions (`window_rows`) is their test window. Training holds the
+    earlier interactions outside the held-out categories, which have not launched yet. Targets are the items of
+    the test window, old and new, except the user's own training items (the candidates are the whole catalog
+    minus those). Test users need `min_history` distinct training items and one target.
+
+    Args:
+        heldout: the held-out category paths; default: named in `settings` or a seeded fraction at its level.
+
+    Raises:
+        ConfigError: no user qualifies (too few interactions per user for a test window and a history).
+    """
+    level_cat = data.category_at(settings.level)
+    test_cats = heldout if heldout is not None else heldout_and_validation(data, settings)[0]
+    is_new = np.isin(level_cat, np.asarray(test_cats, dtype=object))
+    inter = data.interactions
+    in_window = window_rows(data, settings.test_fraction)
+    row_new = is_new[inter["item"].to_numpy()]
+    train_inter = inter[~in_window & ~row_new]
+    histories = user_item_lists(train_inter, data.n_users)
+    window = user_item_lists(inter[in_window], data.n_users)
+    users, targets = [], []
+    for u in range(data.n_users):
+        seen = np.unique(histories[u])
+        if len(seen) < settings.min_history:
+            continue
+        found = np.setdiff1d(window[u], seen)
+        if len(found):
+            users.append(u)
+            targets.append(found.astype(np.int64))
+    if not users:
+        counts = np.bincount(inter["user"].to_numpy(), minlength=data.n_users)
+        raise ConfigError(
+            f"the launch protocol found no test user: none has min_history={settings.min_history} distinct "
+            f"training items before a test window (the last {settings.test_fraction:g} of their interactions, "
+            f"at least one) holding an item outside those; users have a median of {np.median(counts):g} "
+            "interactions. Lower --min-history or --test-fraction, or use a log with longer histories"
+        )
+    return EvalSplit(
+        protocol=LAUNCH,
+        level=settings.level,
+        train=data.with_interactions(train_inter),
+        test_users=np.asarray(users, dtype=np.int64),
+        targets=targets,
+        new_items=np.flatnonzero(is_new).astype(np.int64),
+        heldout_categories=tuple(test_cats),
+        item_category=level_cat,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zsrec.data.dataset import Dataset
-from zsrec.data.splits import LEAVE_CATEGORY_OUT, SplitSettings
+from zsrec.data.splits import CATEGORY_PROTOCOLS, LAUNCH, SplitSettings
 from zsrec.errors import ConfigError
 from zsrec.evaluation.evaluate import EvalSettings
 from zsrec.evaluation.run import RunOptions, check_request, prepare_split, provenance
@@ -34,6 +34,7 @@ STRONG_BASELINES: dict[str, bool] = {
     "lightfm": False,
     "popularity": True,
     "als": True,
+    "interleave": True,
 }
 
 STAT_KEYS = ("median", "q1", "q3", "min", "max")
@@ -136,8 +137,9 @@ def check_draws(draws: int, split_settings: SplitSettings) -> None:
     """Draws need a seeded category draw to repeat: leave-category-out without named categories."""
     if not 1 <= draws <= MAX_DRAWS:
         raise ConfigError(f"draws must be between 1 and {MAX_DRAWS}, got {draws}")
-    if split_settings.protocol != LEAVE_CATEGORY_OUT:
-        raise ConfigError(f"draws repeat the category draw of {LEAVE_CATEGORY_OUT}; got {split_settings.protocol}")
+    if split_settings.protocol not in CATEGORY_PROTOCOLS:
+        shown = " or ".join(CATEGORY_PROTOCOLS)
+        raise ConfigError(f"draws repeat the category draw of {shown}; got {split_settings.protocol}")
     if split_settings.categories:
         raise ConfigError("draws repeat the seeded holdout-fraction draw; they cannot take named categories")
 
@@ -153,7 +155,9 @@ def draws_document(
         ratios: Any = {v: baseline_ratios([d["reveal"][v] for d in docs], revealed=float(v) > 0) for v in reveal}
     else:
         summary = summarize_draws(docs)
-        ratios = baseline_ratios(docs, revealed=bool(reveal) and float(reveal[0]) > 0)
+        # on launch day the old items' purchases are known: the collaborative baselines count
+        revealed = split_settings.protocol == LAUNCH or (bool(reveal) and float(reveal[0]) > 0)
+        ratios = baseline_ratios(docs, revealed=revealed)
     doc = {
         "dataset": first["dataset"],
         "protocol": {

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from zsrec.data.splits import EvalSplit
+from zsrec.data.splits import LAUNCH, EvalSplit
 from zsrec.errors import ConfigError
 from zsrec.evaluation.metrics import bootstrap_ci, catalog_coverage, user_metrics
 from zsrec.evaluation.ranking import tiebreak_order
@@ -20,18 +20,21 @@ class EvalSettings:
     """What to measure."""
 
     ks: tuple[int, ...] = (10, 50)  # cut-offs for NDCG/Recall/HR
-    pools: tuple[str, ...] = ("new",)  # candidate pools: "new" (held-out items) and/or "all" (whole catalog)
+    # candidate pools: "new" (held-out items) and/or "all" (whole catalog); "launch" for the launch protocol
+    pools: tuple[str, ...] = ("new",)
     n_bootstrap: int = 1000  # bootstrap resamples for the NDCG confidence intervals (0 = none)
     seed: int = 0  # seeds the tie-breaking order and the bootstrap
     batch_size: int = 256  # users scored per call to `model.score`
     per_category: bool = True  # also report metrics per held-out category
+    # launch protocol: the model each model's paired CIs compare against; None = als where run, else the first
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ks or min(self.ks) < 1:
             raise ConfigError(f"ks must be positive integers, got {self.ks}")
-        bad = [p for p in self.pools if p not in ("new", "all")]
-        if bad or not self.pools:
-            raise ConfigError(f"pools must be 'new' and/or 'all', got {self.pools}")
+        bad = [p for p in self.pools if p not in ("new", "all", "launch")]
+        if bad or not self.pools or ("launch" in self.pools and len(self.pools) > 1):
+            raise ConfigError(f"pools must be 'new' and/or 'all', or 'launch' alone, got {self.pools}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -81,7 +84,7 @@ def target_ranks(
             raise ValueError(
                 f"{type(model).__name__}.score returned shape {scores.shape}, expected {(len(users), n_cand)}"
             )
-        if pool == "all":
+        if pool in ("all", "launch"):
             mask_seen(scores, users, cand, model.histories_)
         scores = np.nan_to_num(scores, nan=-np.inf)
         # sort by score descending, then by the seeded tie-break order
@@ -109,6 +112,9 @@ def evaluate_model(
     "ndcg@10_ci": [lo, hi], "n_users": n, "n_candidates": n, "per_category": {cat: {...}}}}`.
     """
     out: dict[str, dict[str, Any]] = {}
+    if split.protocol == LAUNCH:
+        out["launch"], _ = launch_metrics(model, split, settings, progress)
+        return out
     for pool in settings.pools:
         n_cand = len(split.candidates(pool))
         ranks, top = target_ranks(
@@ -153,3 +159,53 @@ def _per_category(
         metrics = user_metrics(sub, n_cand, ks)
         out[cat] = {name: float(np.nanmean(v)) for name, v in metrics.items()} | {"n_users": len(sub)}
     return out
+
+
+def launch_metrics(
+    model: Recommender,
+    split: EvalSplit,
+    settings: EvalSettings = EvalSettings(),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The launch protocol's metrics of a fitted `model`: one ranking of the whole catalog (minus each user's
+    training items) against the test window's targets, old and new alike.
+
+    Returns:
+        `{"ndcg@k", "recall@k", "recall@k_new", "recall@k_warm", "new_share@k", "hr@k" for each k, "mrr",
+        "ndcg@k_ci", "n_users", "n_users_new", "new_target_share", "n_candidates", "per_category"}` (recall@k_new
+        over users with a new-category target, recall@k_warm over users with an old one; new_share@k the share
+        of top-k slots that go to held-out items), and the (n_users,) NDCG at the smallest k (for paired CIs).
+    """
+    ks = settings.ks
+    n_cand = len(split.candidates("launch"))
+    ranks, top = target_ranks(
+        model, split, "launch", seed=settings.seed, batch_size=settings.batch_size, top_k=max(ks), progress=progress
+    )
+    per_user = user_metrics(ranks, n_cand, ks)
+    result: dict[str, Any] = {name: float(np.nanmean(v)) for name, v in per_user.items() if name != "auc"}
+    is_new = np.zeros(split.train.n_items, dtype=bool)
+    is_new[split.new_items] = True
+    new_of = [is_new[t] for t in split.targets]
+    for k in ks:
+        hits_new = np.asarray([np.count_nonzero(r[n] < k) for r, n in zip(ranks, new_of, strict=True)], float)
+        hits_warm = np.asarray([np.count_nonzero(r[~n] < k) for r, n in zip(ranks, new_of, strict=True)], float)
+        n_new = np.asarray([n.sum() for n in new_of], dtype=float)
+        n_warm = np.asarray([len(n) for n in new_of], dtype=float) - n_new
+        result[f"recall@{k}_new"] = _mean_share(hits_new, n_new)
+        result[f"recall@{k}_warm"] = _mean_share(hits_warm, n_warm)
+        result[f"new_share@{k}"] = float(is_new[top[:, :k]].mean()) if len(top) else 0.0
+    if settings.n_bootstrap > 0 and len(ranks):
+        for k in ks:
+            lo, hi = bootstrap_ci(per_user[f"ndcg@{k}"], n_resamples=settings.n_bootstrap, seed=settings.seed)
+            result[f"ndcg@{k}_ci"] = [float(lo), float(hi)]
+    result["n_users"] = len(ranks)
+    result["n_users_new"] = int(sum(bool(n.any()) for n in new_of))
+    result["new_target_share"] = float(np.concatenate(new_of).mean()) if new_of else 0.0
+    result["n_candidates"] = n_cand
+    return result, per_user[f"ndcg@{min(ks)}"]
+
+
+def _mean_share(hits: np.ndarray, totals: np.ndarray) -> float:
+    """Mean of hits / totals over the users with totals > 0 (nan where none has any)."""
+    defined = totals > 0
+    return float(np.mean(hits[defined] / totals[defined])) if defined.any() else float("nan")

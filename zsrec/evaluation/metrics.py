@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "auc",
     "bootstrap_ci",
+    "paired_bootstrap_ci",
     "catalog_coverage",
     "hit_rate_at_k",
     "mean_over_users",
@@ -415,3 +416,16 @@ def catalog_coverage(recommended: np.ndarray, n_items: int) -> float:
         bad = low if low < 0 else high
         raise ValueError(f"recommended must hold item indexes in [0, n_items={n_items}), got {bad}")
     return float(np.unique(recommended).size / n_items)
+
+
+def paired_bootstrap_ci(
+    differences: np.ndarray, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of per-user paired differences (model A minus model B on the same
+    users): the users are resampled together, so what the two models share cancels out.
+
+    >>> paired_bootstrap_ci(np.array([0.5, 0.5, np.nan]))  # users with an undefined difference are left out
+    (0.5, 0.5)
+    """
+    diff = _check_values(differences, "differences")
+    return bootstrap_ci(diff[~np.isnan(diff)], n_resamples=n_resamples, confidence=confidence, seed=seed)

@@ -42,6 +42,7 @@ def metrics_table(result: dict[str, Any], pool: str) -> Table:
     ks = sorted(int(m.group(1)) for key in first if (m := _NDCG.match(key)))
     columns = [f"ndcg@{k}" for k in ks] + [f"recall@{k}" for k in ks] + [f"hr@{k}" for k in ks]
     columns += ["mrr", "auc"] + [key for key in first if key.startswith("coverage@")]
+    columns += [key for key in first if key.startswith("new_share@") or key.endswith(("_new", "_warm"))]  # launch
     ci_column = f"ndcg@{ks[0]}" if ks else ""
     has_ci = any(f"{ci_column}_ci" in r for r in rows.values())
 

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
-from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
+from zsrec.data.splits import LAUNCH, LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
-from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
+from zsrec.evaluation.evaluate import EvalSettings, evaluate_model, launch_metrics
+from zsrec.evaluation.metrics import paired_bootstrap_ci
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names, text_models
@@ -39,6 +41,7 @@ class ModelRun:
     metrics: dict[str, dict[str, Any]]  # {pool: evaluate_model's metrics}
     fit_seconds: float
     score_seconds: float
+    per_user: np.ndarray | None = None  # launch protocol: per-user NDCG at the smallest k, for paired CIs
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,10 @@ def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
     """
     if pool is not None and pool not in POOL_CHOICES:
         raise ConfigError(f"pool must be one of {', '.join(POOL_CHOICES)}, got {pool!r}")
+    if protocol == LAUNCH:
+        if pool is not None:
+            raise ConfigError(f"the {LAUNCH} protocol ranks the whole catalog against old and new targets; drop --pool")
+        return ("launch",)
     if protocol != LEAVE_CATEGORY_OUT:
         if pool not in (None, "all"):
             raise ConfigError(
@@ -137,6 +144,8 @@ def check_request(models: Sequence[str], split_settings: SplitSettings, eval_set
     names, _ = model_entries(models)
     if eval_settings.n_bootstrap < 0:
         raise ConfigError(f"n_bootstrap must be >= 0, got {eval_settings.n_bootstrap}")
+    if eval_settings.reference is not None and eval_settings.reference not in names:
+        raise ConfigError(f"--reference {eval_settings.reference!r} is not among the models: {', '.join(names)}")
     if split_settings.protocol != LEAVE_CATEGORY_OUT and "new" in eval_settings.pools:
         raise ConfigError(f"pool 'new' needs the {LEAVE_CATEGORY_OUT} protocol, got {split_settings.protocol}")
     return names
@@ -224,7 +233,32 @@ def evaluate_models(
             model.partial_fit(revealed)
             fit_seconds += time.perf_counter() - start
         runs.append(score_model(name, model, split, settings, fit_seconds=fit_seconds, reporter=reporter))
+    if split.protocol == LAUNCH:
+        add_paired_cis(runs, settings)
     return runs
+
+
+def add_paired_cis(runs: Sequence[ModelRun], settings: EvalSettings) -> None:
+    """Launch protocol: each model's NDCG gain over the reference model, per user, with its paired bootstrap
+    95% CI (`results[model]["launch"]["paired"]`). The reference: `settings.reference`, else als where run,
+    else the first model."""
+    names = [run.name for run in runs]
+    reference = settings.reference or ("als" if "als" in names else names[0])
+    if reference not in names:
+        raise ConfigError(f"the reference model {reference!r} is not among the models evaluated: {names}")
+    base = next(run for run in runs if run.name == reference)
+    k = min(settings.ks)
+    for run in runs:
+        if run.per_user is None or base.per_user is None:
+            continue
+        diff = run.per_user - base.per_user
+        lo, hi = paired_bootstrap_ci(diff, n_resamples=max(settings.n_bootstrap, 1), seed=settings.seed)
+        run.metrics["launch"]["paired"] = {
+            "reference": reference,
+            f"ndcg@{k}_gain": float(diff.mean()),
+            f"ndcg@{k}_gain_ci": [lo, hi],
+            f"ndcg@{k}_ratio": float(run.per_user.mean() / base.per_user.mean()) if base.per_user.mean() > 0 else None,
+        }
 
 
 def score_model(
@@ -239,14 +273,19 @@ def score_model(
     """Evaluate a fitted model on `split` (with a progress bar) and time it."""
     reporter = reporter or SilentReporter()
     total = len(split.test_users) * len(settings.pools)
+    per_user = None
     with reporter.progress(f"scoring {name}", total) as advance:
         start = time.perf_counter()
-        metrics = evaluate_model(model, split, settings, progress=advance)
+        if split.protocol == LAUNCH:
+            launch, per_user = launch_metrics(model, split, settings, progress=advance)
+            metrics = {"launch": launch}
+        else:
+            metrics = evaluate_model(model, split, settings, progress=advance)
         score_seconds = time.perf_counter() - start
     for pool_metrics in metrics.values():
         pool_metrics.setdefault("per_category", {})
     reporter.message(f"{name}: fitted in {fit_seconds:.1f}s, scored in {score_seconds:.1f}s")
-    return ModelRun(name, model, metrics, fit_seconds, score_seconds)
+    return ModelRun(name, model, metrics, fit_seconds, score_seconds, per_user)
 
 
 def result_document(
@@ -271,6 +310,7 @@ def result_document(
             "n_new_items": len(split.new_items),
             "min_history": split_settings.min_history,
             "seed": split_settings.seed,
+            **({"test_fraction": split_settings.test_fraction} if split.protocol == LAUNCH else {}),
         },
         "results": {run.name: run.metrics for run in runs},
         "models": {

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
+from zsrec.data.splits import CATEGORY_PROTOCOLS, EvalSplit
 from zsrec.errors import ConfigError
 from zsrec.models.als import AlsRecommender
 from zsrec.models.base import HasMembers, ModelBuilder, Recommender
@@ -25,6 +25,7 @@ from zsrec.models.baselines import (
     RandomRecommender,
     TfidfRecommender,
 )
+from zsrec.models.blend import BlendSettings, InterleaveRecommender, InterleaveSettings, LaunchBlend, SimulationSettings
 from zsrec.models.bm25 import Bm25Recommender
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
@@ -61,8 +62,8 @@ class ModelContext:
 
 
 def new_category_level(split: EvalSplit | None) -> int | None:
-    """The level whose categories a leave-category-out split holds out; None for any other split (or none)."""
-    return split.level if split is not None and split.protocol == LEAVE_CATEGORY_OUT else None
+    """The level whose categories a leave-category-out or launch split holds out; None for any other split."""
+    return split.level if split is not None and split.protocol in CATEGORY_PROTOCOLS else None
 
 
 def _oracle(ctx: ModelContext) -> Recommender:
@@ -157,6 +158,17 @@ def _ensemble(ctx: ModelContext) -> Recommender:
     return ensemble_model(settings, embeddings=ctx.embeddings)
 
 
+def _interleave(ctx: ModelContext) -> Recommender:
+    simulation = SimulationSettings(level=ctx.validation_level)
+    settings = InterleaveSettings(encoder=ctx.encoder, simulation=simulation)
+    return InterleaveRecommender(settings, embeddings=ctx.embeddings)
+
+
+def _launch_blend(ctx: ModelContext) -> Recommender:
+    settings = BlendSettings(encoder=ctx.encoder, simulation=SimulationSettings(level=ctx.validation_level))
+    return LaunchBlend(settings, embeddings=ctx.embeddings)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything zsrec knows about one registered model name."""
@@ -200,6 +212,10 @@ SPECS: dict[str, ModelSpec] = _specs(
         reads_text=True,
         saved=LaunchRanker,
     ),
+    # launch day in the whole catalog: ALS with zero-shot's new items at a fixed share of slots (chosen on a
+    # simulated launch), and the per-user merge of ALS and launch-ranker learned on simulated launches
+    ModelSpec("interleave", _interleave, reads_text=True, saved=InterleaveRecommender),
+    ModelSpec("launch-blend", _launch_blend, reads_text=True, saved=LaunchBlend),
     # trained on warm-category interactions over frozen text embeddings
     *(
         ModelSpec(cls.name, _head(cls), HeadTrainingSettings, reads_text=True, saved=cls)
