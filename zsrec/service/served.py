@@ -26,7 +26,7 @@ import pandas as pd
 
 from zsrec.errors import ConfigError
 from zsrec.models.base import AcceptsNewItems, Recommender, ScoresAgainstReference, mask_seen
-from zsrec.models.registry import SPECS, load_model
+from zsrec.models.registry import load_model, saved_model_classes
 from zsrec.service.store import CatalogStore, ItemRecord
 
 #: what /health and service.json say of a folder without a model of its own (written by write_service_folder)
@@ -49,41 +49,54 @@ class RescoringSettings:
 
 
 def model_name(folder: Path) -> str | None:
-    """The model a folder was trained as (its config.json), or None for a bare service folder."""
-    path = folder / "config.json"
-    if not path.is_file():
+    """The model a folder was trained as (`zsrec train --model`, from training.json; else its config.json), or
+    None for a bare service folder (no config.json)."""
+    config = _json(folder / "config.json")
+    if config is None:
         return None
-    try:
-        name = json.loads(path.read_text()).get("model")
-    except (OSError, ValueError, AttributeError) as error:
-        raise ConfigError(f"{path} is not a model config: {error}") from error
-    return str(name)
+    record = _json(folder / "training.json") or {}
+    return str(record.get("model") or config.get("model"))
 
 
 def check_servable(folder: Path) -> str | None:
     """The model `zsrec serve` would load from `folder` (None: a bare service folder, served by the semantic
     cosine it declares), or ConfigError saying in one line why it cannot be served. Reads no model arrays."""
-    name = model_name(folder)
-    if name is None:
+    config = _json(folder / "config.json")
+    if config is None:
         return None
-    spec = SPECS.get(name)
-    if spec is None or spec.saved is None:
-        raise ConfigError(f"{folder} holds a {name!r} model, which zsrec cannot load, so it cannot be served")
+    saved = str(config.get("model"))
+    if not any(saved in cls.loadable_names() for cls in saved_model_classes()):
+        raise ConfigError(f"{folder} holds a {saved!r} model, which zsrec cannot load, so it cannot be served")
     if not (folder / "ids.json").is_file():
         raise ConfigError(
-            f"{folder} holds a {name} model saved without its item and user ids (an older zsrec): "
+            f"{folder} holds a {saved} model saved without its item and user ids (an older zsrec): "
             "train it again to serve it"
         )
-    return name
+    return model_name(folder)
+
+
+def _json(path: Path) -> dict | None:
+    """A JSON object file, None when absent; ConfigError when it is not one."""
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path} is not readable JSON: {error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} is not a JSON object")
+    return values
 
 
 class ServedModel:
     """The loaded model and the row <-> index maps between it and the store; callers serialise writes and hold
     the engine's lock (reads shared, writes exclusive)."""
 
-    def __init__(self, model: Recommender, n_items: int, n_users: int, settings: RescoringSettings) -> None:
+    def __init__(
+        self, model: Recommender, n_items: int, n_users: int, settings: RescoringSettings, name: str | None = None
+    ) -> None:
         self.model, self.settings = model, settings
-        self.name = model.name
+        self.name = name or model.name  # as trained (`zero-shot`), not the class that scores (`zero-shot-custom`)
         self.takes_live_items = isinstance(model, AcceptsNewItems)
         self._row_of_index = np.arange(1, n_items + 1, dtype=np.int64)  # model item index -> store row
         self._index_of_row = np.concatenate([[-1], np.arange(n_items, dtype=np.int64)])  # store row -> index
@@ -98,7 +111,7 @@ class ServedModel:
     ) -> ServedModel:
         """Load `folder`'s model, check that it is the one the store was written for, and replay the writes the
         store holds beyond it (items and events posted live before this start)."""
-        check_servable(folder)
+        name = check_servable(folder)
         try:
             model = load_model(folder)
         except (OSError, ValueError, KeyError) as error:
@@ -112,7 +125,7 @@ class ServedModel:
                 f"cannot serve {folder}: its service.db was not written for its {model.name} model "
                 f"({n_items} items and {n_users} users there, {len(ids.items)} and {len(ids.users)} in the model)"
             )
-        served = cls(model, n_items, n_users, settings)
+        served = cls(model, n_items, n_users, settings, name)
         served._replay(store, n_items, n_events)
         return served
 
