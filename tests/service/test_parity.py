@@ -42,7 +42,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(params=[(m, c) for m in MODELS for c in CONFIGS], ids=lambda p: f"{p[0]}-{p[1]}")
-def served(request: pytest.FixtureRequest, trained: dict[str, Path], tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+def served(
+    request: pytest.FixtureRequest, trained: dict[str, Path], tmp_path: Path
+) -> Iterator[tuple[TestClient, Path]]:
     name, config = request.param
     folder = tmp_path / name
     shutil.copytree(trained[name], folder)
