@@ -597,6 +597,10 @@ def serve(
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 
+    Known users are ranked by the folder's own model (the tuned zero-shot fusion, a trained head, launch-ranker),
+    as `recommend_users` ranks them; posted items and events reach it at once. A model that cannot be served
+    refuses to start.
+
     Settings from the environment:
 
     ZSREC_READ_THREADS, ZSREC_WRITE_THREADS: requests served at once (default two per core, and 2).
@@ -610,8 +614,10 @@ def serve(
         os.environ.setdefault(var, "1")
     with _user_errors():
         from zsrec.service.bundle import Manifest
+        from zsrec.service.served import check_servable
 
         Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+        check_servable(model_dir)  # so is a model that cannot be served
     import uvicorn
 
     from zsrec.service.app import create_app
