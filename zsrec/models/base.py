@@ -397,3 +397,21 @@ def append_users(model: Recommender, user_ids: Sequence[str]) -> np.ndarray:
         model.histories_.extend(np.empty(0, dtype=np.int64) for _ in user_ids)
     model.n_users_ = start + len(user_ids)
     return np.arange(start, model.n_users_, dtype=np.int64)
+
+
+def append_rows(owner: object, name: str, rows: np.ndarray) -> None:
+    """Set `owner.<name>` to its rows followed by `rows`, in amortised O(len(rows)) time.
+
+    The attribute becomes a view into a buffer with room for an eighth more (at least 1,024 rows), so that a live
+    catalog growing item by item does not copy a million-row matrix on every post.
+    """
+    current = getattr(owner, name)
+    buffers = owner.__dict__.setdefault("_row_buffers", {})
+    buffer = buffers.get(name)
+    n, m = len(current), len(current) + len(rows)
+    if buffer is None or current.base is not buffer or len(buffer) < m or buffer.shape[1:] != current.shape[1:]:
+        buffer = np.empty((m + max(m // 8, 1024), *current.shape[1:]), dtype=current.dtype)
+        buffer[:n] = current
+        buffers[name] = buffer
+    buffer[n:m] = rows
+    setattr(owner, name, buffer[:m])

@@ -27,7 +27,7 @@ from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
-from zsrec.models.base import Recommender, append_item_ids, append_users
+from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
@@ -306,7 +306,7 @@ class HeadRecommender(Recommender):
         raw = self.embeddings.items(items, self.settings.template) if vectors is None else vectors
         fresh = self._centred(np.asarray(raw, dtype=np.float32))
         new = append_item_ids(self, items)
-        self.item_vectors_ = np.vstack([self.item_vectors_, fresh]).astype(np.float32)
+        append_rows(self, "item_vectors_", fresh)
         return new
 
     def add_users(self, user_ids: list[str]) -> np.ndarray:

@@ -18,7 +18,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
 from zsrec.io import load_arrays, save_arrays
-from zsrec.models.base import Recommender, append_item_ids, append_users, standardise_against
+from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users, standardise_against
 from zsrec.models.baselines import TfidfRecommender, TfidfSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import interest_clusters, postprocess_embeddings
@@ -249,8 +249,8 @@ class ZeroShotRecommender(Recommender):
         for model in self._lexical.values():
             model.add_items(items)
         new = append_item_ids(self, items)
-        self.item_vectors_ = np.vstack([self.item_vectors_, fresh]).astype(np.float32)
-        self.category_index_ = np.concatenate([self.category_index_, codes])
+        append_rows(self, "item_vectors_", fresh)
+        append_rows(self, "category_index_", codes)
         self._update_centroids(np.unique(codes), len(names))
         return new
 
