@@ -311,6 +311,8 @@ class ZeroShotRecommender(Recommender):
             if getattr(model.settings, f"{part}_weight") > 0
         }
         model._share_histories()
+        for part in model._lexical.values():  # one copy of the catalog's ids, not three (1M items: ~300 MB)
+            part.ids_ = model.ids_
         # folders written before the catalog mean was kept load without it (they cannot take new items)
         has_mean = (Path(directory) / "catalog_mean_.npy").is_file()
         model.catalog_mean_ = load_arrays(directory, ["catalog_mean_"])["catalog_mean_"] if has_mean else None

@@ -103,6 +103,7 @@ class ServedModel:
         self._live = np.ones(n_items, dtype=bool)  # per index: the current version of a live item
         self._user_index = {row: row - 1 for row in range(1, n_users + 1)}  # store user row -> model user index
         self._reference: np.ndarray | None = None
+        self._full_pool: np.ndarray | None = None
 
     # -- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -182,7 +183,7 @@ class ServedModel:
         self._index_of_row[rows] = new
         self._row_of_index = np.concatenate([self._row_of_index, rows])
         self._live = np.concatenate([self._live, np.ones(len(new), dtype=bool)])
-        self._reference = None
+        self._reference = self._full_pool = None
 
     def remove(self, rows: np.ndarray) -> None:
         """Take the items at store `rows` out of every pool (the model keeps them for histories)."""
@@ -190,7 +191,7 @@ class ServedModel:
         rows = rows[rows < len(self._index_of_row)]
         index = self._index_of_row[rows]
         self._live[index[index >= 0]] = False
-        self._reference = None
+        self._reference = self._full_pool = None
 
     def add_users(self, rows: Sequence[int], user_ids: Sequence[str]) -> None:
         self.require_live_items("users were created")
@@ -211,7 +212,9 @@ class ServedModel:
     def pool(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Model indexes of the live items (at `rows` only, for a category filter), ascending."""
         if rows is None:
-            return np.flatnonzero(self._live)
+            if self._full_pool is None:  # kept until the next write: a request at 1M items should not rebuild it
+                self._full_pool = np.flatnonzero(self._live)
+            return self._full_pool
         rows = np.asarray(rows, dtype=np.int64)
         index = self._index_of_row[rows[rows < len(self._index_of_row)]]
         index = index[index >= 0]
@@ -256,7 +259,7 @@ class ServedModel:
         size = self.settings.reference
         if len(pool) <= size:
             return pool
-        whole = len(pool) == int(self._live.sum())
+        whole = pool is self._full_pool
         if whole and self._reference is not None:
             return self._reference
         rng = np.random.default_rng(self.settings.seed)
