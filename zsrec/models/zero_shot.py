@@ -155,9 +155,10 @@ class ZeroShotRecommender(Recommender):
     def score_against(self, users: np.ndarray, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """`score`, each part standardised over `reference` instead of `items` (see `ScoresAgainstReference`)."""
         self._check_fitted()
-        parts, ref = self.components(users, items), self.components(users, reference)
-        s = self.settings
-        return sum(getattr(s, f"{part}_weight") * standardise_against(x, ref[part]) for part, x in parts.items())
+        items, reference = np.asarray(items, dtype=np.int64), np.asarray(reference, dtype=np.int64)
+        both = self.components(users, np.concatenate([items, reference]))  # one pass: user vectors and profiles once
+        s, n = self.settings, len(items)
+        return sum(getattr(s, f"{part}_weight") * standardise_against(x[:, :n], x[:, n:]) for part, x in both.items())
 
     def components(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """The raw parts with a non-zero weight, each (len(users), len(items)): semantic, lexical, char, category."""

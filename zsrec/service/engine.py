@@ -321,7 +321,8 @@ class Engine:
         query = _unit(self._history_weights(len(rows)) @ self._vectors[rows])
         exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen else None
         wanted = max(k, self.served.settings.candidates)
-        _, candidates = self.index_search(query, wanted, include=include, exclude=exclude)
+        # a long list that the model re-scores anyway: no exact re-scoring of a longer one first
+        _, candidates = self.index_search(query, wanted, include=include, exclude=exclude, refine=1)
         return self.served.rank(user, k, pool=pool, exclude_seen=exclude_seen, candidate_rows=candidates)
 
     def similar(
@@ -376,12 +377,18 @@ class Engine:
             return [(self._user_ids[users[i]], float(scores[i]), len(set(histories[i]))) for i in top]
 
     def index_search(
-        self, query: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One query's top-k live rows (callers hold the read lock); fewer when fewer qualify."""
         if exclude is not None and len(exclude) == 0:
             exclude = None
-        scores, rows = self.index.search(query[None, :], k, include=include, exclude=exclude)
+        scores, rows = self.index.search(query[None, :], k, include=include, exclude=exclude, refine=refine)
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 

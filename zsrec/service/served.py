@@ -37,7 +37,7 @@ SEMANTIC = "semantic"
 class RescoringSettings:
     """How many index candidates the model re-scores, against how large a reference sample of the pool."""
 
-    candidates: int = 500  # index candidates per request, scored exactly by the model
+    candidates: int = 1000  # index candidates per request, scored exactly by the model
     reference: int = 1024  # pool items a candidate list is standardised against (ScoresAgainstReference)
     recall_users: int = 50  # users sampled to measure the served top-10 against the exact ranking
     seed: int = 0
@@ -49,13 +49,14 @@ class RescoringSettings:
 
 
 def model_name(folder: Path) -> str | None:
-    """The model a folder was trained as (`zsrec train --model`, from training.json; else its config.json), or
-    None for a bare service folder (no config.json)."""
+    """The model a folder was trained as (`zsrec train --model`: training.json, else service.json, else the
+    config.json of the class that scores), or None for a bare service folder (no config.json)."""
     config = _json(folder / "config.json")
     if config is None:
         return None
     record = _json(folder / "training.json") or {}
-    return str(record.get("model") or config.get("model"))
+    manifest = _json(folder / "service.json") or {}
+    return str(record.get("model") or manifest.get("model") or config.get("model"))
 
 
 def check_servable(folder: Path) -> str | None:
