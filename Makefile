@@ -55,7 +55,7 @@ bench-scenarios: setup
 	$(BIN)/python benchmarks/scenarios.py
 
 bench-serving: setup
-	$(BIN)/python benchmarks/serving.py
+	nice -n 10 $(BIN)/python benchmarks/serving.py
 
 bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving
 

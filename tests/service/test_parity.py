@@ -124,3 +124,18 @@ def test_a_folder_whose_model_cannot_be_served_refuses_to_start(trained: dict[st
     (folder / "ids.json").unlink()  # as written by a zsrec that did not record ids
     with pytest.raises(ConfigError, match="without its item and user ids"), TestClient(create_app(folder)):
         pass
+
+
+def test_api_audience_ranks_and_scores_as_zsrec_audience(client: TestClient, tmp_path: Path) -> None:
+    from zsrec.encoders import load_encoder
+    from zsrec.models.embedding_source import EmbeddingSource
+    from zsrec.scenarios.tasks import audience
+
+    text = "tent camping sleeping bag"
+    embeddings = EmbeddingSource(load_encoder("hashing-256"), cache_dir=tmp_path / "cli-cache")
+    _, members = audience(tiny_shop(), embeddings, text=text, k=40)  # the shop the served folder was written from
+    users = client.post("/audience", json={"text": text, "k": 40}).json()["users"]
+    assert len(members) == 40 and len({round(m.score, 3) for m in members}) > 1  # campers above cooks
+    assert [u["user_id"] for u in users] == [m.user_id for m in members]
+    np.testing.assert_allclose([u["score"] for u in users], [m.score for m in members], rtol=1e-5)
+    assert [u["history_size"] for u in users] == [m.n_history for m in members]

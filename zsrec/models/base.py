@@ -415,3 +415,13 @@ def append_rows(owner: object, name: str, rows: np.ndarray) -> None:
         buffers[name] = buffer
     buffer[n:m] = rows
     setattr(owner, name, buffer[:m])
+
+
+#: the catalog's text columns; new items may leave any of them out
+TEXT_COLUMNS = ("title", "category", "description", "brand")
+
+
+def with_text_columns(items: pd.DataFrame) -> pd.DataFrame:
+    """`items` with every missing text column added as empty text (a posted item need not have a brand)."""
+    missing = [c for c in TEXT_COLUMNS if c not in items.columns]
+    return items.assign(**dict.fromkeys(missing, "")) if missing else items

@@ -16,7 +16,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError, check_at_least
 from zsrec.io import atomic_write_text
-from zsrec.models.base import Recommender, append_item_ids, append_rows, history_counts
+from zsrec.models.base import Recommender, append_item_ids, append_rows, history_counts, with_text_columns
 
 #: at most this many users are scored through dense profiles (a serving request), more through sparse ones
 FEW_USERS = 16
@@ -167,6 +167,7 @@ class TfidfRecommender(Recommender):
                 f"this {self.name} model was saved without its TF-IDF vocabulary (an older zsrec); "
                 "train it again to take new items"
             )
+        items = with_text_columns(items)
         rows = self._vectorizer.transform(self.settings.template.render(items)).astype(np.float32).tocsr()
         new = append_item_ids(self, items)
         end = self.item_indptr_[-1]

@@ -27,7 +27,7 @@ from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
-from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users
+from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users, with_text_columns
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
@@ -303,6 +303,7 @@ class HeadRecommender(Recommender):
     def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
         """Append `items`, their text embedded by the frozen encoder and centred by the training catalog's mean,
         as the head reads every item (see `AcceptsNewItems`)."""
+        items = with_text_columns(items)
         raw = self.embeddings.items(items, self.settings.template) if vectors is None else vectors
         fresh = self._centred(np.asarray(raw, dtype=np.float32))
         new = append_item_ids(self, items)

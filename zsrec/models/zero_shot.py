@@ -18,7 +18,14 @@ from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
 from zsrec.io import load_arrays, save_arrays
-from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users, standardise_against
+from zsrec.models.base import (
+    Recommender,
+    append_item_ids,
+    append_rows,
+    append_users,
+    standardise_against,
+    with_text_columns,
+)
 from zsrec.models.baselines import TfidfRecommender, TfidfSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import interest_clusters, postprocess_embeddings
@@ -226,6 +233,7 @@ class ZeroShotRecommender(Recommender):
         """Append `items` with every part: their embeddings post-processed as the training catalog's were, their
         text through the fitted TF-IDF vocabularies, and the category centroids they join recomputed (a new
         category gets its own). See `AcceptsNewItems`."""
+        items = with_text_columns(items)
         self._check_fitted()
         s = self.settings
         if s.postprocess == "whiten":
