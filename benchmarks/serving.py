@@ -408,8 +408,8 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float, command
         own = r.get("health_served_recall")
         lines.append(
             f"| {r['items']:,} | {r.get('fit_s', float('nan')):.0f} | {r['write_folder_s']:.0f} | "
-            f"{r['first_start_s']:.0f} | {r['restart_s']:.0f} | {r['tuned_recall']:.3f} | {r['api_recall']:.3f} "
-            f"({'not yet measured' if own is None else f'{own:.3f}'}) | {r['posted_item_found']} |"
+            f"{r['first_start_s']:.0f} | {r['restart_s']:.0f} | {r['tuned_recall']:.3f} | {r['api_recall']:.3f}"
+            f"{'' if own is None else f' ({own:.3f})'} | {r['posted_item_found']} |"
         )
     for r in rows:
         if "compare" in r:
@@ -452,8 +452,10 @@ def markdown(rows: list[dict], args: argparse.Namespace, seconds: float, command
         ]
     lines += [
         "",
-        "Reading the figures: the load average above is the machine's, shared with other jobs; the in-process "
-        "query times show how much of a core one search got. Where the offered rate exceeds what the server can "
+        "Reading the figures: the load average above is the machine's, shared with other jobs (a load far above "
+        "the 2 cores means the server got a fraction of them, and its answered req/s is what that fraction "
+        "allowed, not an idle machine's capacity); the in-process query times show how much of a core one search "
+        "got. Where the offered rate exceeds what the server can "
         "answer, requests queue and open-loop latency grows with the run (the p50 of seconds), so the answered "
         "req/s is the capacity. HNSW's low recall is on this recombined catalog, whose items come in tight groups "
         "of near-duplicates (several mixtures share a base title); on plain MiniLM titles it reached 0.99 "
