@@ -1,5 +1,8 @@
 """Vector indexes over the catalog: exact inner product for small catalogs, faiss IVF above a size threshold.
 
+For a known user the index only proposes candidates (cosine to the user's history vector); the served model
+scores them (zsrec.service.served), so a long candidate list is taken with `refine=1`.
+
 Ids are the store's item rows. The IVF lists hold 8-bit scalar-quantized codes (a quarter of float32's memory
 to scan, and faster per query) and the best `k x refine` candidates
 are re-scored exactly against the caller's float32 vectors, so quantization costs no recall at the top.
