@@ -55,7 +55,7 @@ bench-scenarios: setup
 	$(BIN)/python benchmarks/scenarios.py
 
 bench-serving: setup
-	$(BIN)/python benchmarks/serving.py
+	nice -n 10 $(BIN)/python benchmarks/serving.py
 
 # The text encoder on CPU: sentence-transformers, zsrec torch, ONNX fp32 and int8 (speed, NDCG, memory).
 bench-encoders: setup

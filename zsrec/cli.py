@@ -716,6 +716,10 @@ def serve(
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 
+    Known users are ranked by the folder's own model (the tuned zero-shot fusion, a trained head, launch-ranker),
+    as `recommend_users` ranks them; posted items and events reach it at once. A model that cannot be served
+    refuses to start.
+
     Settings from the environment:
 
     ZSREC_API_KEYS (comma-separated; clients send 'Authorization: Bearer KEY'): once set, writes need a key;
@@ -734,10 +738,12 @@ def serve(
         from zsrec.service.app import ServiceConfig
         from zsrec.service.bundle import Manifest
         from zsrec.service.security import check_bind
+        from zsrec.service.served import check_servable
 
         config = ServiceConfig.from_env(api_keys_file=api_keys_file, access_log=access_log)
         check_bind(host, config.access, insecure=insecure)
         manifest = Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+        check_servable(model_dir)  # so is a model that cannot be served
         if precision is not None:
             _check_serving_precision(manifest.encoder, precision)
     import uvicorn

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +151,10 @@ def service_writer(
     """A function adding what `zsrec serve` reads (catalog, vectors, histories) to a model folder."""
 
     seen = split.train if split is not None else data
-    settings = ServingSettings(encoder=encoder)  # users as the mean of their history vectors
+    settings = ServingSettings(encoder=encoder, model=model.name)  # users as the mean of their history vectors
     if isinstance(model.settings, ZeroShotSettings):  # follow its history aggregation where the service has it
         aggregation = "recency" if model.settings.aggregation == "recency" else "mean"
-        settings = ServingSettings(encoder=encoder, aggregation=aggregation, half_life=model.settings.half_life)
+        settings = replace(settings, aggregation=aggregation, half_life=model.settings.half_life)
 
     def write(folder: Path) -> None:
         write_service_folder(seen, folder, embeddings, settings=settings)

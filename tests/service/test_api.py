@@ -17,7 +17,7 @@ def api(request: pytest.FixtureRequest) -> TestClient:
 
 def test_health_names_model_items_and_index(api: TestClient) -> None:
     body = api.get("/health").json()
-    assert body["status"] == "ok" and body["model_id"] == "zero-shot"
+    assert body["status"] == "ok" and body["model_id"] == "semantic"
     assert body["items"] == 14 and body["users"] == 40
     assert body["index"] in ("exact", "ivf") and 0 < body["index_recall_at_10"] <= 1
 

@@ -1,7 +1,8 @@
 """The one contract every recommender implements: fit, score, recommend, save, load (after implicit's base).
 
 Also the optional abilities some recommenders add (`Explainable`, `ReadsItemText`, `HasUserVectors`,
-`HasMembers`) as runtime-checkable protocols, so that callers ask `isinstance` instead of probing attributes.
+`HasMembers`, `AcceptsNewItems`, `ScoresAgainstReference`) as runtime-checkable protocols, so that callers ask
+`isinstance` instead of probing attributes.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from scipy import sparse
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
-from zsrec.errors import DataValidationError, NotFittedError
+from zsrec.errors import ConfigError, DataValidationError, NotFittedError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ids import CatalogIds, recommend_users
+from zsrec.vectors import standardise
 
 
 class SettingsFromDict(Protocol):
@@ -310,3 +312,116 @@ class HasMembers(Protocol):
         """`load`, with `load_member` reading each member's folder."""
         ...
 
+
+@runtime_checkable
+class AcceptsNewItems(Protocol):
+    """Takes items and users added after `fit` (a live catalog), scoring them with every part fitted at training
+    time: their text goes through the fitted vectorisers and encoder, and category statistics follow.
+
+    Items and users are appended: existing indexes never move. Nothing is retrained.
+    """
+
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append `items` (catalog rows: item_id, title, category, ...) and return their new indexes.
+
+        `vectors`: their text embeddings by the model's encoder and item template, when the caller already has
+        them (row i = items' row i, unit length); None = the model encodes the text itself.
+        """
+        ...
+
+    def add_users(self, user_ids: Sequence[str]) -> np.ndarray:
+        """Append users with empty histories (their events come through `partial_fit`); returns their indexes."""
+        ...
+
+
+@runtime_checkable
+class ScoresAgainstReference(Protocol):
+    """A model whose score standardises its parts over the candidates scored together (so a candidate's score
+    depends on the others). `score_against` takes the standardisation from a separate `reference` set instead:
+    scoring a short list against a sample of the whole pool approximates the score in the whole pool, and with
+    `reference` = the pool it is exactly `score(users, pool)` restricted to `items`."""
+
+    def score_against(self, users: np.ndarray, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """(len(users), len(items)) scores, each part standardised by its mean and spread over `reference`."""
+        ...
+
+
+def standardise_against(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`values` z-scored per row by the mean and standard deviation of the same row of `reference`
+    (`standardise(values)` when `reference` is `values`)."""
+    if reference is values:
+        return standardise(values)
+    ref = np.asarray(reference, dtype=np.float32)
+    mean = ref.mean(axis=1, keepdims=True)
+    std = ref.std(axis=1, keepdims=True)
+    std[std == 0] = 1.0
+    return (np.asarray(values, dtype=np.float32) - mean) / std
+
+
+def append_item_ids(model: Recommender, items: pd.DataFrame) -> np.ndarray:
+    """Grow a fitted model's catalog by `items` (ids, categories, item count): the part of `add_items` every
+    model shares. Returns the new indexes. An id already in the catalog is refused (a replaced item comes in
+    under a new index only through the caller's own mapping)."""
+    model._check_fitted()
+    if model.ids_ is None:
+        raise ConfigError(f"this {model.name} model was saved without its item ids; it cannot take new items")
+    missing = {"item_id"} - set(items.columns)
+    if missing:
+        raise DataValidationError(f"new items need an item_id column; missing {sorted(missing)}")
+    start = model.n_items_
+    new_ids = items["item_id"].fillna("").astype(str).to_numpy(dtype=object)
+    categories = (
+        items["category"].fillna("").astype(str).to_numpy(dtype=object)
+        if "category" in items
+        else np.full(len(items), "", dtype=object)
+    )
+    model.ids_ = dataclasses.replace(
+        model.ids_,
+        items=np.concatenate([model.ids_.items, new_ids]),
+        categories=np.concatenate([model.ids_.categories, categories]),
+    )
+    model.n_items_ = start + len(items)
+    return np.arange(start, model.n_items_, dtype=np.int64)
+
+
+def append_users(model: Recommender, user_ids: Sequence[str]) -> np.ndarray:
+    """Grow a fitted model's users by `user_ids` with empty histories; returns their new indexes."""
+    model._check_fitted()
+    if model.ids_ is None:
+        raise ConfigError(f"this {model.name} model was saved without its user ids; it cannot take new users")
+    start = model.n_users_
+    model.ids_ = dataclasses.replace(
+        model.ids_, users=np.concatenate([model.ids_.users, np.asarray([str(u) for u in user_ids], dtype=object)])
+    )
+    if len(model.histories_) == start:  # a history list shared with a part may have grown already
+        model.histories_.extend(np.empty(0, dtype=np.int64) for _ in user_ids)
+    model.n_users_ = start + len(user_ids)
+    return np.arange(start, model.n_users_, dtype=np.int64)
+
+
+def append_rows(owner: object, name: str, rows: np.ndarray) -> None:
+    """Set `owner.<name>` to its rows followed by `rows`, in amortised O(len(rows)) time.
+
+    The attribute becomes a view into a buffer with room for an eighth more (at least 1,024 rows), so that a live
+    catalog growing item by item does not copy a million-row matrix on every post.
+    """
+    current = getattr(owner, name)
+    buffers = owner.__dict__.setdefault("_row_buffers", {})
+    buffer = buffers.get(name)
+    n, m = len(current), len(current) + len(rows)
+    if buffer is None or current.base is not buffer or len(buffer) < m or buffer.shape[1:] != current.shape[1:]:
+        buffer = np.empty((m + max(m // 8, 1024), *current.shape[1:]), dtype=current.dtype)
+        buffer[:n] = current
+        buffers[name] = buffer
+    buffer[n:m] = rows
+    setattr(owner, name, buffer[:m])
+
+
+#: the catalog's text columns; new items may leave any of them out
+TEXT_COLUMNS = ("title", "category", "description", "brand")
+
+
+def with_text_columns(items: pd.DataFrame) -> pd.DataFrame:
+    """`items` with every missing text column added as empty text (a posted item need not have a brand)."""
+    missing = [c for c in TEXT_COLUMNS if c not in items.columns]
+    return items.assign(**dict.fromkeys(missing, "")) if missing else items

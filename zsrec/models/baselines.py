@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -13,7 +15,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError, check_at_least
-from zsrec.models.base import Recommender, history_counts
+from zsrec.io import atomic_write_text
+from zsrec.models.base import Recommender, append_item_ids, append_rows, history_counts, with_text_columns
+
+#: at most this many users are scored through dense profiles (a serving request), more through sparse ones
+FEW_USERS = 16
+#: the fitted vocabulary and idf weights of a TF-IDF model (text, no pickle), so new items can be vectorised
+VOCABULARY_FILE = "vocabulary.json"
 
 
 @dataclass(frozen=True)
@@ -138,13 +146,54 @@ class TfidfRecommender(Recommender):
     def __init__(self, settings: TfidfSettings | None = None) -> None:
         super().__init__(settings or TfidfSettings())
 
+    _vectorizer: TfidfVectorizer | None = None
+
     def fit(self, data: Dataset) -> Self:
         self._remember(data)
-        matrix = tfidf_matrix(self.settings.template.render(data.items), self.settings)
+        matrix, self._vectorizer = tfidf_fit(self.settings.template.render(data.items), self.settings)
+        self._set_matrix(matrix)
+        return self
+
+    def _set_matrix(self, matrix: sparse.csr_matrix) -> None:
         self.item_data_, self.item_indices_, self.item_indptr_ = matrix.data, matrix.indices, matrix.indptr
         self.item_shape_ = np.asarray(matrix.shape, dtype=np.int64)
         self._matrix = None
-        return self
+
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append `items`, vectorised by the vocabulary and idf weights fitted on the training catalog (words
+        it never saw count for nothing, as at fit); `vectors` is ignored (no encoder here)."""
+        if self._vectorizer is None:
+            raise ConfigError(
+                f"this {self.name} model was saved without its TF-IDF vocabulary (an older zsrec); "
+                "train it again to take new items"
+            )
+        items = with_text_columns(items)
+        rows = self._vectorizer.transform(self.settings.template.render(items)).astype(np.float32).tocsr()
+        new = append_item_ids(self, items)
+        end = self.item_indptr_[-1]
+        append_rows(self, "item_data_", rows.data.astype(self.item_data_.dtype))
+        append_rows(self, "item_indices_", rows.indices.astype(self.item_indices_.dtype))
+        append_rows(self, "item_indptr_", (rows.indptr[1:] + end).astype(self.item_indptr_.dtype))
+        self.item_shape_ = np.asarray([self.n_items_, self.item_shape_[1]], dtype=np.int64)
+        self._matrix = None
+        return new
+
+    def save(self, directory: str | Path) -> None:
+        super().save(directory)
+        if self._vectorizer is not None:
+            vocabulary = sorted(self._vectorizer.vocabulary_.items(), key=lambda kv: kv[1])
+            values = {"terms": [term for term, _ in vocabulary], "idf": self._vectorizer.idf_.tolist()}
+            atomic_write_text(Path(directory) / VOCABULARY_FILE, json.dumps(values, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        model = super().load(directory)
+        path = Path(directory) / VOCABULARY_FILE
+        if path.is_file():
+            values = json.loads(path.read_text(encoding="utf-8"))
+            model._vectorizer = _vectorizer(model.settings, 1, vocabulary=values["terms"])
+            model._vectorizer.idf_ = np.asarray(values["idf"], dtype=np.float64)
+        return model
 
     @property
     def item_matrix(self) -> sparse.csr_matrix:
@@ -163,8 +212,24 @@ class TfidfRecommender(Recommender):
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        profiles = self.user_profiles(np.asarray(users))
-        return np.asarray((profiles @ self.item_matrix[np.asarray(items)].T).todense())
+        users, items = np.asarray(users), np.asarray(items)
+        if len(users) <= FEW_USERS:  # a request's users: a dense profile times the items' rows is far cheaper
+            return np.asarray(self.item_matrix[items] @ self._dense_profiles(users).T).T
+        profiles = self.user_profiles(users)
+        return np.asarray((profiles @ self.item_matrix[items].T).todense())
+
+    def _dense_profiles(self, users: np.ndarray) -> np.ndarray:
+        """`user_profiles` as a dense (len(users), vocabulary) array, from each history's rows alone."""
+        out = np.zeros((len(users), int(self.item_shape_[1])), dtype=np.float32)
+        for row, user in enumerate(users):
+            history = self.histories_[int(user)]
+            if len(history):
+                distinct, counts = np.unique(history, return_counts=True)  # a repeated item counts each time
+                out[row] = self.item_matrix[distinct].T @ counts.astype(np.float32)
+                norm = float(np.linalg.norm(out[row]))
+                if norm > 0:
+                    out[row] /= norm
+        return out
 
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> TfidfSettings:
@@ -177,22 +242,31 @@ class TfidfRecommender(Recommender):
 
 
 def tfidf_matrix(texts: list[str], settings: TfidfSettings) -> sparse.csr_matrix:
-    """L2-normalised TF-IDF rows of `texts`. A catalog too small for `min_df` (no term left) falls back to
-    min_df 1 rather than failing: a tiny shop still gets a lexical model."""
-    s = settings
-    for min_df in dict.fromkeys((s.min_df, 1)):
-        vec = TfidfVectorizer(
-            min_df=min_df,
-            max_features=s.max_features,
-            sublinear_tf=s.sublinear_tf,
-            ngram_range=(s.ngram_min, s.ngram_max),
-            analyzer=s.analyzer,
-            stop_words=s.stop_words if s.analyzer == "word" else None,
-            dtype=np.float32,
-        )
+    """L2-normalised TF-IDF rows of `texts` (see `tfidf_fit`)."""
+    return tfidf_fit(texts, settings)[0]
+
+
+def tfidf_fit(texts: list[str], settings: TfidfSettings) -> tuple[sparse.csr_matrix, TfidfVectorizer]:
+    """L2-normalised TF-IDF rows of `texts` and the fitted vectoriser. A catalog too small for `min_df` (no term
+    left) falls back to min_df 1 rather than failing: a tiny shop still gets a lexical model."""
+    for min_df in dict.fromkeys((settings.min_df, 1)):
+        vec = _vectorizer(settings, min_df)
         try:
-            return vec.fit_transform(texts).tocsr()
+            return vec.fit_transform(texts).tocsr(), vec
         except ValueError as err:  # "After pruning, no terms remain" / "empty vocabulary"
             if min_df == 1:
                 raise ConfigError(f"no item text has a usable word for TF-IDF: {err}") from err
     raise ConfigError("unreachable: the min_df loop always returns or raises")
+
+
+def _vectorizer(s: TfidfSettings, min_df: int, vocabulary: list[str] | None = None) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        min_df=min_df,
+        max_features=s.max_features,
+        sublinear_tf=s.sublinear_tf,
+        ngram_range=(s.ngram_min, s.ngram_max),
+        analyzer=s.analyzer,
+        stop_words=s.stop_words if s.analyzer == "word" else None,
+        dtype=np.float32,
+        vocabulary=vocabulary,
+    )

@@ -315,8 +315,7 @@ class EnsembleRecommender(Recommender):
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         raise ConfigError(
-            f"{directory} holds an ensemble, made of other saved models: "
-            "load it with zsrec.models.registry.load_model"
+            f"{directory} holds an ensemble, made of other saved models: load it with zsrec.models.registry.load_model"
         )
 
     @classmethod

@@ -146,5 +146,3 @@ def profile_texts(users: Any) -> list[str]:
     profiles = frame["profile"].fillna("").astype(str).tolist() if "profile" in frame else [""] * len(frame)
     attributes = UserTextTemplate(include_profile=False).render(frame)
     return [p or a for p, a in zip(profiles, attributes, strict=True)]
-
-

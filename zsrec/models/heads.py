@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 import safetensors.torch
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
-from zsrec.models.base import Recommender
+from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users, with_text_columns
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
@@ -292,6 +293,30 @@ class HeadRecommender(Recommender):
         u = torch.from_numpy(self.user_vectors_[np.asarray(users, dtype=np.int64)])
         i = torch.from_numpy(self.item_vectors_[np.asarray(items, dtype=np.int64)])
         return self.head_.scores(u, i).numpy()
+
+    def partial_fit(self, events: pd.DataFrame) -> Self:
+        """Append the events to the histories and re-derive the user vectors the head reads (no training)."""
+        super().partial_fit(events)
+        self.user_vectors_ = self._user_vectors()
+        return self
+
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append `items`, their text embedded by the frozen encoder and centred by the training catalog's mean,
+        as the head reads every item (see `AcceptsNewItems`)."""
+        items = with_text_columns(items)
+        raw = self.embeddings.items(items, self.settings.template) if vectors is None else vectors
+        fresh = self._centred(np.asarray(raw, dtype=np.float32))
+        new = append_item_ids(self, items)
+        append_rows(self, "item_vectors_", fresh)
+        return new
+
+    def add_users(self, user_ids: list[str]) -> np.ndarray:
+        new = append_users(self, user_ids)
+        if len(self.profile_vectors_):
+            zeros = np.zeros((len(new), self.profile_vectors_.shape[1]), dtype=np.float32)
+            self.profile_vectors_ = np.vstack([self.profile_vectors_, zeros])
+        self.user_vectors_ = self._user_vectors()
+        return new
 
     def with_item_text(self, data: Dataset) -> Self:
         """The same head reading `data.items`' text (same catalog, e.g. tampered titles): item vectors

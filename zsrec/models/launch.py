@@ -33,7 +33,7 @@ from scipy import sparse
 from zsrec.data.dataset import Dataset
 from zsrec.errors import ConfigError
 from zsrec.evaluation.metrics import stacked_ndcg
-from zsrec.models.base import Recommender, history_counts
+from zsrec.models.base import Recommender, history_counts, standardise_against
 from zsrec.models.baselines import TfidfRecommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import postprocess_embeddings
@@ -162,13 +162,31 @@ class LaunchRanker(Recommender):
             total += self.weights_[PARTS.index(part)] * standardise(values)
         return total
 
-    def components(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
-        """The raw parts with a non-zero weight, each (len(users), len(items))."""
+    def score_against(self, users: np.ndarray, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """`score`, each part standardised over `reference` instead of `items` (see `ScoresAgainstReference`)."""
+        self._check_fitted()
+        parts = self.components(users, items, reference=reference)
+        ref = self.components(users, reference)
+        total = np.zeros((len(users), len(items)), dtype=np.float32)
+        for part, values in parts.items():
+            total += self.weights_[PARTS.index(part)] * standardise_against(values, ref[part])
+        return total
+
+    def components(
+        self, users: np.ndarray, items: np.ndarray, *, reference: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The raw parts with a non-zero weight, each (len(users), len(items)); the zero-shot part (itself a
+        standardised sum) standardised over `reference` (default: `items`)."""
         users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         w = dict(zip(PARTS, self.weights_.tolist(), strict=True))
         parts: dict[str, np.ndarray] = {}
         if w["zero_shot"] > 0:
-            parts["zero_shot"] = np.asarray(self.base_.score(users, items), dtype=np.float32)
+            zero_shot = (
+                self.base_.score(users, items)
+                if reference is None
+                else self.base_.score_against(users, items, np.asarray(reference, dtype=np.int64))
+            )
+            parts["zero_shot"] = np.asarray(zero_shot, dtype=np.float32)
         if w["bridge_text"] > 0 or w["bridge_semantic"] > 0:
             history = self._history_matrix(users)
             for part, name in (("bridge_text", "text"), ("bridge_semantic", "semantic")):
@@ -200,12 +218,14 @@ class LaunchRanker(Recommender):
         """(len(items), n_items): each item's neighbours' mean co-occurrence row, so that a user's bridge score
         is their history row times it. Kept for the last candidate set (an evaluation scores many user
         batches against one pool)."""
-        key = f"profiles-{name}"
         fingerprint = (len(items), hash(items.tobytes()))
+        key = f"profiles-{name}-{fingerprint}"
         cached = self._profiles.get(key)
-        if cached is None or cached[0] != fingerprint:
+        if cached is None:
             profiles = (self._matrix(name)[items] @ self._matrix("cooc")).tocsr()
             self._profiles[key] = cached = (fingerprint, profiles)
+            while len(self._profiles) > 4:  # both parts of the last two sets (a short list and its reference)
+                self._profiles.pop(next(iter(self._profiles)))
         return cached[1]
 
     def _matrix(self, name: str) -> sparse.csr_matrix:
@@ -213,6 +233,31 @@ class LaunchRanker(Recommender):
             arrays = (getattr(self, f"{name}_{a}_") for a in ("data", "indices", "indptr"))
             self._cache[name] = sparse.csr_matrix(tuple(arrays), shape=(self.n_items_, self.n_items_))
         return self._cache[name]
+
+    # -- a live catalog ----------------------------------------------------------------------------------
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append `items`: the zero-shot part takes them with all of its parts (`TunedZeroShot.add_items`), the
+        popularity part counts their revealed events from the next `partial_fit`. Their bridges stay empty
+        (no text-nearest warm items are kept for texts seen after fit): they score 0 there until retrained."""
+        self._check_fitted()
+        new = self.base_.add_items(items, vectors)
+        n = self.n_items_ + len(new)
+        for name in ("cooc", "text", "semantic"):
+            m = self._matrix(name)
+            indptr = np.concatenate([m.indptr, np.full(len(new), m.indptr[-1], dtype=m.indptr.dtype)])
+            setattr(self, f"{name}_indptr_", indptr)
+        zeros = np.zeros(len(new), dtype=np.float32)
+        self.fit_counts_ = np.concatenate([self.fit_counts_, zeros])
+        self.revealed_counts_ = np.concatenate([self.revealed_counts_, zeros])
+        self.prior_log_counts_ = np.concatenate([self.prior_log_counts_, zeros])
+        self.n_items_, self.ids_ = n, self.base_.ids_
+        self._cache, self._profiles = {}, {}
+        return new
+
+    def add_users(self, user_ids: list[str]) -> np.ndarray:
+        new = self.base_.add_users(user_ids)
+        self.n_users_, self.ids_ = self.base_.n_users_, self.base_.ids_
+        return new
 
     # -- as purchases arrive -----------------------------------------------------------------------------
     def partial_fit(self, events: pd.DataFrame) -> Self:

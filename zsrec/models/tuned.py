@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import tuning_folds
@@ -123,6 +124,21 @@ class TunedZeroShot(Recommender):
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return self.model_.score(users, items)
+
+    def score_against(self, users: np.ndarray, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self.model_.score_against(users, items, reference)
+
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append items to the chosen model, every part of it (see `ZeroShotRecommender.add_items`)."""
+        new = self.model_.add_items(items, vectors)
+        self.n_items_, self.ids_ = self.model_.n_items_, self.model_.ids_
+        return new
+
+    def add_users(self, user_ids: list[str]) -> np.ndarray:
+        new = self.model_.add_users(user_ids)
+        self.n_users_, self.ids_ = self.model_.n_users_, self.model_.ids_
+        return new
 
     def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
         return self.model_.explain(user, items, top)

@@ -12,15 +12,26 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 
 from zsrec.data.dataset import Dataset
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError, check_at_least, check_choice, check_positive
-from zsrec.models.base import Recommender
+from zsrec.io import load_arrays, save_arrays
+from zsrec.models.base import (
+    Recommender,
+    append_item_ids,
+    append_rows,
+    append_users,
+    standardise_against,
+    with_text_columns,
+)
 from zsrec.models.baselines import TfidfRecommender, TfidfSettings
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.interests import interest_clusters, postprocess_embeddings
-from zsrec.vectors import history_weights, l2_normalize, standardise
+from zsrec.vectors import catalog_mean, history_weights, l2_normalize, recentre, standardise
+
+CATEGORY_SEP = " > "
 
 AGGREGATIONS = ("mean", "recency", "multi")
 POSTPROCESS = ("none", "center", "whiten")
@@ -119,6 +130,9 @@ class ZeroShotRecommender(Recommender):
         s = self.settings
         raw = self.embeddings.items(data.items, s.template)
         self.item_vectors_ = postprocess_embeddings(raw, s.postprocess, whiten_dims=s.whiten_dims)
+        # what centring subtracted, so that items added later are centred the same way (zeros: no centring)
+        self.catalog_mean_ = catalog_mean(raw) if s.postprocess == "center" else np.zeros(raw.shape[1], np.float32)
+        self._category_names: list[str] | None = None
         if s.profile_weight > 0:
             self.profile_vectors_ = self.embeddings.users(data.users, s.user_template)
         else:
@@ -144,6 +158,14 @@ class ZeroShotRecommender(Recommender):
         self._check_fitted()
         parts = self.components(users, items)
         return sum(getattr(self.settings, f"{part}_weight") * standardise(x) for part, x in parts.items())
+
+    def score_against(self, users: np.ndarray, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """`score`, each part standardised over `reference` instead of `items` (see `ScoresAgainstReference`)."""
+        self._check_fitted()
+        items, reference = np.asarray(items, dtype=np.int64), np.asarray(reference, dtype=np.int64)
+        both = self.components(users, np.concatenate([items, reference]))  # one pass: user vectors and profiles once
+        s, n = self.settings, len(items)
+        return sum(getattr(s, f"{part}_weight") * standardise_against(x[:, :n], x[:, n:]) for part, x in both.items())
 
     def components(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """The raw parts with a non-zero weight, each (len(users), len(items)): semantic, lexical, char, category."""
@@ -206,6 +228,68 @@ class ZeroShotRecommender(Recommender):
                 out[rows[0]] = m + tau * np.log((w[:, None] * np.exp((chunk - m) / tau)).sum(axis=0))
         return out
 
+    # -- a live catalog ----------------------------------------------------------------------------------
+    def add_items(self, items: pd.DataFrame, vectors: np.ndarray | None = None) -> np.ndarray:
+        """Append `items` with every part: their embeddings post-processed as the training catalog's were, their
+        text through the fitted TF-IDF vocabularies, and the category centroids they join recomputed (a new
+        category gets its own). See `AcceptsNewItems`."""
+        items = with_text_columns(items)
+        self._check_fitted()
+        s = self.settings
+        if s.postprocess == "whiten":
+            raise ConfigError("a whitened zero-shot model cannot take new items (its projection is not kept)")
+        mean = getattr(self, "catalog_mean_", None)
+        if s.postprocess == "center" and mean is None:
+            raise ConfigError(
+                "this centred zero-shot model was saved without its catalog mean (an older zsrec); "
+                "train it again to take new items"
+            )
+        raw = self.embeddings.items(items, s.template) if vectors is None else np.asarray(vectors, np.float32)
+        fresh = l2_normalize(raw if mean is None else recentre(raw, np.asarray(mean, dtype=np.float32)))
+        names = self._names()
+        paths = items["category"].fillna("").astype(str).to_numpy() if "category" in items else np.full(len(items), "")
+        cut = _cut(paths, s.category_level)
+        position = {name: c for c, name in enumerate(names)}
+        for name in cut:
+            if name not in position:
+                position[name] = len(names)
+                names.append(name)
+        codes = np.asarray([position[name] for name in cut], dtype=self.category_index_.dtype)
+        for model in self._lexical.values():
+            model.add_items(items)
+        new = append_item_ids(self, items)
+        append_rows(self, "item_vectors_", fresh)
+        append_rows(self, "category_index_", codes)
+        self._update_centroids(np.unique(codes), len(names))
+        return new
+
+    def add_users(self, user_ids: list[str]) -> np.ndarray:
+        """Append users with empty histories and empty profiles (see `AcceptsNewItems`)."""
+        new = append_users(self, user_ids)
+        if len(self.profile_vectors_):
+            zeros = np.zeros((len(new), self.profile_vectors_.shape[1]), dtype=np.float32)
+            self.profile_vectors_ = np.vstack([self.profile_vectors_, zeros])
+        for model in self._lexical.values():
+            model.n_users_, model.ids_ = self.n_users_, self.ids_
+        return new
+
+    def _names(self) -> list[str]:
+        """The category names behind `category_index_` (sorted at fit, then in order of arrival)."""
+        if getattr(self, "_category_names", None) is None:
+            assert self.ids_ is not None  # checked by append_item_ids' caller path before any use
+            fitted = self.ids_.categories[: len(self.category_index_)].astype(str)
+            self._category_names = np.unique(_cut(fitted, self.settings.category_level)).tolist()
+        assert self._category_names is not None
+        return self._category_names
+
+    def _update_centroids(self, codes: np.ndarray, n_names: int) -> None:
+        if n_names > len(self.category_vectors_):
+            grow = np.zeros((n_names - len(self.category_vectors_), self.item_vectors_.shape[1]), dtype=np.float32)
+            self.category_vectors_ = np.vstack([self.category_vectors_, grow])
+        for code in codes.tolist():
+            members = self.item_vectors_[self.category_index_ == code]
+            self.category_vectors_[code] = l2_normalize(members.sum(axis=0, keepdims=True))[0]
+
     # -- explanations ------------------------------------------------------------------------------------
     def explain(self, user: int, items: np.ndarray, top: int = 3) -> list[list[tuple[int, float]]]:
         """For each item, the user's history items that contributed most: (history item index, cosine)."""
@@ -222,6 +306,8 @@ class ZeroShotRecommender(Recommender):
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)
+        if getattr(self, "catalog_mean_", None) is not None:
+            save_arrays(directory, {"catalog_mean_": self.catalog_mean_})
         for part, model in self._lexical.items():
             model.save(Path(directory) / part)
 
@@ -234,6 +320,14 @@ class ZeroShotRecommender(Recommender):
             if getattr(model.settings, f"{part}_weight") > 0
         }
         model._share_histories()
+        for part in model._lexical.values():  # one copy of the catalog's ids, not three (1M items: ~300 MB)
+            part.ids_ = model.ids_
+        # folders written before the catalog mean was kept load without it (they cannot take new items)
+        has_mean = (Path(directory) / "catalog_mean_.npy").is_file()
+        model.catalog_mean_ = load_arrays(directory, ["catalog_mean_"])["catalog_mean_"] if has_mean else None
+        if not has_mean and model.settings.postprocess == "none":
+            model.catalog_mean_ = np.zeros(model.item_vectors_.shape[1], dtype=np.float32)
+        model._category_names = None
         return model
 
     @classmethod
@@ -244,6 +338,17 @@ class ZeroShotRecommender(Recommender):
 def _template_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild a template dataclass from JSON (lists back to tuples)."""
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "id"})
+
+
+def _cut(paths: np.ndarray, level: int | None) -> np.ndarray:
+    """Category paths cut to `level` levels as `Dataset.category_at` cuts them; the full path for None."""
+    if level is None:
+        return np.asarray(paths, dtype=str)
+    cut = []
+    for path in paths:
+        parts = str(path).split(CATEGORY_SEP)
+        cut.append(CATEGORY_SEP.join(parts[:level]) if len(parts) >= level and parts[0] != "" else "")
+    return np.asarray(cut, dtype=str)
 
 
 def _category_centroids(vectors: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:

@@ -20,7 +20,6 @@ import base64
 import binascii
 import functools
 import gc
-import json
 import os
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -249,12 +248,13 @@ def _health(e: Engine, folder: Path) -> s.Health:
     described = e.index.describe()
     return s.Health(
         status="ok",
-        model_id=_model_id(folder),
+        model_id=e.model_name,
         encoder=e.manifest.encoder_model_id,
         items=e.n_items,
         users=len(e._user_row),
         index=str(described["kind"]),
         index_recall_at_10=float(described["recall_at_10"]),
+        served_recall_at_10=e.served_recall,
         store_version=e.store.version,
     )
 
@@ -420,11 +420,3 @@ def _two_per_core() -> int:
         return 2 * len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return 2 * (os.cpu_count() or 1)
-
-
-def _model_id(folder: Path) -> str:
-    """The model the folder was trained as (its config.json), or "zero-shot" for a bare service folder."""
-    try:
-        return str(json.loads((folder / "config.json").read_text()).get("model", "zero-shot"))
-    except (OSError, ValueError, AttributeError):
-        return "zero-shot"

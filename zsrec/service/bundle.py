@@ -1,7 +1,8 @@
 """The service folder: what `zsrec serve` needs, written once by `zsrec train` and then kept live by the service.
 
 Layout (beside any model files such as config.json, which it does not touch):
-    service.json   manifest: encoder spec and model id, item text template, scoring settings, counts
+    service.json   manifest: the model that scores (the folder's own, see zsrec.service.served), encoder spec
+                   and model id, item text template, history aggregation, counts
     service.db     SQLite store (zsrec.service.store): catalog with text fields, unit-length item vectors,
                    users with profile text, and their events in history order. The service's source of truth.
     index/         vector-index snapshots the service writes; always rebuildable from service.db
@@ -50,6 +51,9 @@ class ServingSettings:
     template: ItemTextTemplate = field(default_factory=ItemTextTemplate)  # item text given to the encoder
     aggregation: str = "mean"  # user vector: "mean" or "recency" (recency-weighted mean) of history vectors
     half_life: float = 5.0  # recency: an event this many events old counts half as much as the latest
+    # the model saved beside this folder's service files (`zsrec train --model`), which scores known users;
+    # None: a bare service folder, scored by the semantic cosine alone
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -74,6 +78,7 @@ class Manifest:
     n_users: int
     n_events: int
     source: str
+    model: str | None = None  # the served model (ServingSettings.model); None in folders written before it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -166,6 +171,7 @@ def write_service_folder_from_vectors(
         n_users=data.n_users,
         n_events=len(events),
         source=data.name,
+        model=settings.model,
     )
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
 

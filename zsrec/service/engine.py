@@ -1,9 +1,17 @@
 """The live recommender behind the HTTP API: catalog vectors and histories in memory, every write committed to
-the store first, then applied to memory and the vector index.
+the store first, then applied to memory, the vector index and the served model.
 
-Scoring matches the zero-shot models (zsrec.models.zero_shot): a user vector is the (recency-weighted) mean of
-the unit-length vectors of the user's history items, normalised, and items are ranked by cosine to it. Only the
-semantic part is served (no TF-IDF fusion): it is the part that can be updated item by item.
+A known user's recommendations are scored by the folder's own model (zsrec.service.served): the tuned
+`zero-shot` fusion, a trained head, `launch-ranker`, whatever `zsrec train` saved there, so the API ranks as
+`Recommender.recommend_users` does. Below the index threshold the model scores every live item; above it the
+vector index proposes candidates (cosine to the user's history vector) and the model re-scores them. Posted
+items, events and new users reach the model before the write is acknowledged.
+
+Two kinds of request have no fitted user behind them and are ranked by the semantic cosine alone: an ad-hoc
+`history` or `profile`, and a user whose history has no live item. So is every request on a bare service
+folder (written by `write_service_folder` with no model beside it): its /health names the model "semantic".
+`/audience` ranks users by the soft count of their history items close to the ad (zsrec.models.audience), as
+`zsrec audience` does.
 
 Concurrency: searches hold a shared lock, in-memory updates an exclusive one (faiss forbids a search during an
 add); writers are serialised by the store, and the SQLite commit happens before the exclusive lock is taken,
@@ -23,8 +31,10 @@ import pandas as pd
 
 from zsrec.encoders.base import TextEncoder
 from zsrec.errors import ZsrecError
+from zsrec.models.audience import AudienceSettings, audience_scores
 from zsrec.service.bundle import DATABASE, INDEX_DIR, Manifest
 from zsrec.service.index import ExactIndex, IndexSettings, IVFIndex, VectorIndex, load_snapshot, save_snapshot
+from zsrec.service.served import SEMANTIC, RescoringSettings, ServedModel, check_servable
 from zsrec.service.store import CatalogStore, ItemRecord
 from zsrec.vectors import history_weights
 
@@ -91,10 +101,14 @@ class Engine:
 
     def __init__(self, folder: Path, manifest: Manifest, store: CatalogStore, encoder: TextEncoder) -> None:
         self.folder, self.manifest, self.store, self.encoder = folder, manifest, store, encoder
+        self.served: ServedModel | None = None  # the folder's model; None for a bare service folder
+        self.audience_settings = AudienceSettings()
+        # share of the exact top-10 that the index's candidates, re-scored by the model, find (sampled users);
+        # 1.0 when every item is scored, None until measured
+        self.served_recall: float | None = 1.0
         self._rw = RWLock()
         self._write = threading.Lock()  # one writer at a time from commit to in-memory update
         self._encode_lock = threading.Lock()
-        self._user_lock = threading.Lock()
         dim = manifest.dim
         self._vectors = np.zeros((1, dim), dtype=np.float32)
         self._alive = np.zeros(1, dtype=bool)
@@ -108,23 +122,43 @@ class Engine:
         self._profiles: dict[int, str] = {}
         self._histories: dict[int, list[int]] = {}
         self._buyers: dict[int, set[int]] = {}  # item row -> user rows whose history holds it
-        self._user_matrix = np.zeros((0, dim), dtype=np.float32)
-        self._user_order: list[int] = []  # user row of each user-matrix row
-        self._stale_users: set[int] = set()  # users whose vector must be recomputed
-        self._all_users_stale = True
         self.index: VectorIndex = ExactIndex(lambda: self._vectors, lambda: self._alive)
         self._snapshot_version = 0
 
     # -- start-up and shut-down ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: Path, encoder: TextEncoder, settings: IndexSettings) -> Engine:
+    def open(
+        cls,
+        folder: Path,
+        encoder: TextEncoder,
+        settings: IndexSettings,
+        rescoring: RescoringSettings | None = None,
+    ) -> Engine:
+        """Load the folder: store, model (ConfigError when it cannot be served), index."""
         manifest = Manifest.read(folder)
         if encoder.model_id != manifest.encoder_model_id:
             raise ZsrecError(
                 f"encoder {encoder.model_id!r} differs from the one that made {folder}'s vectors "
                 f"({manifest.encoder_model_id!r}): new items would not be comparable"
             )
+        check_servable(folder)  # before the store and index load: a wrong folder fails at once
         store = CatalogStore(folder / DATABASE)
+        try:
+            return cls._open(folder, manifest, store, encoder, settings, rescoring or RescoringSettings())
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _open(
+        cls,
+        folder: Path,
+        manifest: Manifest,
+        store: CatalogStore,
+        encoder: TextEncoder,
+        settings: IndexSettings,
+        rescoring: RescoringSettings,
+    ) -> Engine:
         engine = cls(folder, manifest, store, encoder)
         catalog = store.live_items()
         engine._set_items(catalog.rows, catalog.item_ids, catalog.titles, catalog.categories, catalog.vectors)
@@ -134,8 +168,40 @@ class Engine:
         for user_row, item_row in store.events():
             engine._histories[user_row].append(item_row)
             engine._buyers.setdefault(item_row, set()).add(user_row)
+        if check_servable(folder) is not None:
+            engine.served = ServedModel.open(
+                folder, store, manifest.n_items, manifest.n_users, manifest.n_events, rescoring
+            )
         engine._open_index(settings)
+        if engine.served is not None and not isinstance(engine.index, ExactIndex):
+            engine.served_recall = None
+            threading.Thread(target=engine.measure_served_recall, name="zsrec-served-recall", daemon=True).start()
         return engine
+
+    @property
+    def model_name(self) -> str:
+        """The model that scores known users: the folder's, or "semantic" for a bare service folder."""
+        return SEMANTIC if self.served is None else self.served.name
+
+    def measure_served_recall(self) -> float:
+        """Mean share of the exact top-10 (the model scoring every live item) that the served top-10 (index
+        candidates re-scored by the model) holds, over a seeded sample of users with a live history."""
+        assert self.served is not None
+        rng = np.random.default_rng(self.served.settings.seed)
+        users = [u for u in sorted(self._histories) if self.served.knows(u)]
+        sample = rng.permutation(users)[: self.served.settings.recall_users]
+        found = []
+        for user in sample.tolist():
+            with self._rw.read():
+                rows = [r for r in self._histories[user] if self._is_alive(r)]
+                if not rows:
+                    continue
+                served, _ = self._model_rank(user, rows, 10, None, True, exact=False)
+                exact, _ = self._model_rank(user, rows, 10, None, True, exact=True)
+            if len(exact):
+                found.append(len(set(served.tolist()) & set(exact.tolist())) / len(exact))
+        self.served_recall = float(np.mean(found)) if found else 1.0
+        return self.served_recall
 
     def _open_index(self, settings: IndexSettings) -> None:
         rows = np.flatnonzero(self._alive)
@@ -219,17 +285,45 @@ class Engine:
                         )
             elif history is not None:
                 rows = [self._item(i) for i in history]
-            if rows:
-                weights = self._history_weights(len(rows))
-                query = _unit(weights @ self._vectors[rows])
-            else:
-                query = self._encode(profile or "", kind="query")
-                weights = np.zeros(0, dtype=np.float32)
             include = self._category_filter(categories) if categories else None
-            exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen and rows else None
-            scores, found = self.index_search(query, k, include=include, exclude=exclude)
+            weights = self._history_weights(len(rows))
+            if user_id is not None and rows and self.served is not None and self.served.knows(user):
+                found, scores = self._model_rank(user, rows, k, include, exclude_seen)
+            else:
+                if rows:
+                    query = _unit(weights @ self._vectors[rows])
+                else:
+                    query = self._encode(profile or "", kind="query")
+                    weights = np.zeros(0, dtype=np.float32)
+                exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen and rows else None
+                scores, found = self.index_search(query, k, include=include, exclude=exclude)
             because = self._explain(found, rows, weights)
             return [Hit(int(r), float(s), b) for s, r, b in zip(scores, found, because, strict=True)]
+
+    def _model_rank(
+        self,
+        user: int,
+        rows: list[int],
+        k: int,
+        include: np.ndarray | None,
+        exclude_seen: bool,
+        *,
+        exact: bool | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of a known user's top-k by the served model (callers hold the read lock): every live
+        item scored below the index threshold (or with `exact`), else the index's candidates re-scored."""
+        assert self.served is not None
+        pool = self.served.pool(include)
+        if exact is None:
+            exact = isinstance(self.index, ExactIndex)
+        if exact:
+            return self.served.rank(user, k, pool=pool, exclude_seen=exclude_seen)
+        query = _unit(self._history_weights(len(rows)) @ self._vectors[rows])
+        exclude = np.asarray(sorted(set(rows)), dtype=np.int64) if exclude_seen else None
+        wanted = max(k, self.served.settings.candidates)
+        # a long list that the model re-scores anyway: no exact re-scoring of a longer one first
+        _, candidates = self.index_search(query, wanted, include=include, exclude=exclude, refine=1)
+        return self.served.rank(user, k, pool=pool, exclude_seen=exclude_seen, candidate_rows=candidates)
 
     def similar(
         self, *, item_id: str | None = None, text: str | None = None, k: int = 10, other_categories_only: bool = False
@@ -251,7 +345,12 @@ class Engine:
     def audience(
         self, *, text: str | None = None, item_id: str | None = None, category: str | None = None, k: int = 10
     ) -> list[tuple[str, float, int]]:
-        """The users whose history vector is closest to the text, item or category: (user_id, score, history)."""
+        """The users who bought most things close to the text, item or category: (user_id, score, history).
+
+        The soft count of zsrec.models.audience, as `zsrec audience` scores (same order, same scale): users
+        with fewer than `min_history` distinct live items are not ranked, nor those who already bought the item.
+        """
+        s = self.audience_settings
         with self._rw.read():
             bought: set[int] = set()
             if item_id is not None:
@@ -262,26 +361,34 @@ class Engine:
                 rows = self._category_filter([category])
                 query = _unit(self._vectors[rows].mean(axis=0))
             else:
-                query = self._encode(text or "", kind="passage")
-            with self._user_lock:
-                matrix, order = self._users()
-            scores = matrix @ query
-            usable = np.asarray([bool(self._histories[u]) and u not in bought for u in order], dtype=bool)
-            scores[~usable] = -np.inf
+                query = _unit(self._encode(text or "", kind="passage"))
+            users, histories = [], []
+            for user, history in self._histories.items():
+                live = [r for r in history if self._is_alive(r)]
+                if user not in bought and len(set(live)) >= s.min_history:
+                    users.append(user)
+                    histories.append(live)
+            if not users:
+                return []
+            vectors = self._vectors
+            scores = audience_scores(vectors, [np.asarray(h, dtype=np.int64) for h in histories], query[None, :], s)
+            scores = scores[:, 0]
             top = np.argsort(-scores, kind="stable")[:k]
-            return [
-                (self._user_ids[order[i]], float(scores[i]), len(self._histories[order[i]]))
-                for i in top
-                if np.isfinite(scores[i])
-            ]
+            return [(self._user_ids[users[i]], float(scores[i]), len(set(histories[i]))) for i in top]
 
     def index_search(
-        self, query: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One query's top-k live rows (callers hold the read lock); fewer when fewer qualify."""
         if exclude is not None and len(exclude) == 0:
             exclude = None
-        scores, rows = self.index.search(query[None, :], k, include=include, exclude=exclude)
+        scores, rows = self.index.search(query[None, :], k, include=include, exclude=exclude, refine=refine)
         keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
@@ -290,6 +397,8 @@ class Engine:
         """Embed, commit, then serve `items` (added, or replaced when the id exists); returns their rows."""
         latest = {item.item_id: item for item in items}  # a batch naming an id twice: the last one wins
         items = list(latest.values())
+        if self.served is not None:  # refused before anything is written
+            self.served.require_live_items("items were posted")
         vectors = self._encode_items(items)
         with self._write:
             rows = self.store.upsert_items(items, vectors)  # acknowledged from here on
@@ -307,8 +416,9 @@ class Engine:
                     vectors,
                 )
                 self.index.add(np.asarray(rows, dtype=np.int64), vectors)
-                for row in replaced.tolist():
-                    self._stale_users |= self._buyers.get(row, set())
+                if self.served is not None:
+                    same = self.served.accepts_vectors_of(self.manifest.template.id)
+                    self.served.add_items(np.asarray(rows, dtype=np.int64), items, vectors if same else None)
         return rows
 
     def delete_item(self, item_id: str) -> None:
@@ -321,13 +431,16 @@ class Engine:
                 self._alive[row] = False
                 del self._row_of[item_id]
                 self._category_rows[self._categories[row]].discard(row)
-                self._stale_users |= self._buyers.get(row, set())
+                if self.served is not None:
+                    self.served.remove(np.asarray([row], dtype=np.int64))
 
     def add_events(self, events: Sequence[tuple[str, str, float | None, str | None]]) -> int:
         """Append (user_id, item_id, timestamp, event) to histories, creating unknown users; returns users created."""
         with self._write:
             resolved = [(u, self._item(i), t, e) for u, i, t, e in events]
             new_users = sorted({u for u, *_ in events if u not in self._user_row})
+            if new_users and self.served is not None:  # refused before anything is written
+                self.served.require_live_items(f"events name {len(new_users)} unknown users")
             created = self.store.add_events(resolved, new_users)
             with self._rw.write():
                 for user_id, row in created.items():
@@ -337,8 +450,10 @@ class Engine:
                     user = self._user_row[user_id]
                     self._histories[user].append(item_row)
                     self._buyers.setdefault(item_row, set()).add(user)
-                    self._stale_users.add(user)
-                self._all_users_stale |= bool(created)
+                if self.served is not None:
+                    if created:
+                        self.served.add_users(list(created.values()), list(created))
+                    self.served.add_events([self._user_row[u] for u, *_ in resolved], [r for _, r, *_ in resolved])
         return len(created)
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -417,25 +532,6 @@ class Engine:
             [(names[t][col], shares[t][col]) for t in range(len(names)) if shares[t][col] > 0]
             for col in range(len(found))
         ]
-
-    def _users(self) -> tuple[np.ndarray, list[int]]:
-        """(n_users, dim) user vectors and their rows; only users whose history or its items changed are redone.
-
-        Callers hold the read lock (so no write runs) and `_user_lock` (so two readers do not both redo it).
-        """
-        if self._all_users_stale:
-            self._user_order = sorted(self._histories)
-            self._user_matrix = np.zeros((len(self._user_order), self._vectors.shape[1]), dtype=np.float32)
-            self._stale_users = set(self._user_order)
-            self._all_users_stale = False
-        if self._stale_users:
-            position = {u: n for n, u in enumerate(self._user_order)}
-            for u in self._stale_users:
-                rows = [r for r in self._histories[u] if self._is_alive(r)]
-                vector = _unit(self._history_weights(len(rows)) @ self._vectors[rows]) if rows else 0.0
-                self._user_matrix[position[u]] = vector
-            self._stale_users = set()
-        return self._user_matrix, self._user_order
 
     def _encode(self, text: str, *, kind: str) -> np.ndarray:
         with self._encode_lock:

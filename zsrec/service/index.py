@@ -1,5 +1,8 @@
 """Vector indexes over the catalog: exact inner product for small catalogs, faiss IVF above a size threshold.
 
+For a known user the index only proposes candidates (cosine to the user's history vector); the served model
+scores them (zsrec.service.served), so a long candidate list is taken with `refine=1`.
+
 Ids are the store's item rows. The IVF lists hold 8-bit scalar-quantized codes (a quarter of float32's memory
 to scan, and faster per query) and the best `k x refine` candidates
 are re-scored exactly against the caller's float32 vectors, so quantization costs no recall at the top.
@@ -61,12 +64,19 @@ class VectorIndex(Protocol):
     kind: str
 
     def search(
-        self, queries: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (len(queries), k), best first; row -1 pads when fewer qualify.
 
         `include` restricts the search to those item rows (a category filter), `exclude` leaves rows out (the
-        user's history, the query item)."""
+        user's history, the query item). `refine`: how many times k quantised candidates are re-scored exactly
+        (None: the index's own setting; 1 for a long candidate list that a model re-scores anyway)."""
         ...
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None: ...
@@ -90,7 +100,13 @@ class ExactIndex:
         self._alive = alive
 
     def search(
-        self, queries: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         matrix, alive = self._matrix(), self._alive()
         if exclude is not None:
@@ -172,9 +188,15 @@ class IVFIndex:
         return built
 
     def search(
-        self, queries: np.ndarray, k: int, *, include: np.ndarray | None = None, exclude: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.search_with(queries, k, self.nprobe, include=include, exclude=exclude)
+        return self.search_with(queries, k, self.nprobe, include=include, exclude=exclude, refine=refine)
 
     def search_with(
         self,
@@ -184,8 +206,10 @@ class IVFIndex:
         *,
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
+        refine: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         _one_openmp_thread()
+        refine = self.refine if refine is None else refine
         # the selectors are kept in locals: faiss holds raw pointers to them during the search
         inc = None if include is None else faiss.IDSelectorBatch(np.ascontiguousarray(include, dtype=np.int64))
         exc = None if exclude is None else faiss.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
@@ -194,7 +218,7 @@ class IVFIndex:
         selector = both or inc or not_exc
         params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, found = self.index.search(queries, k * self.refine, params=params)
+        scores, found = self.index.search(queries, k * refine, params=params)
         if self.exact is None:
             scores[found < 0] = -np.inf
             return scores, found

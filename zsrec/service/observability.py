@@ -65,7 +65,8 @@ class CountingEncoder:
 
 
 class ServiceGauges(Collector):
-    """Gauges read at scrape time from `read()`: {"items", "users", "index_recall_at_10", "encoder_queue"}.
+    """Gauges read at scrape time from `read()`: {"items", "users", "index_recall_at_10", "served_recall_at_10",
+    "encoder_queue"}.
 
     A value that is None (the service still loading, or health data without a recall) is left out."""
 
@@ -78,6 +79,10 @@ class ServiceGauges(Collector):
             "items": ("zsrec_items", "Live catalog items."),
             "users": ("zsrec_users", "Known users."),
             "index_recall_at_10": ("zsrec_index_recall_at_10", "Recall@10 of the vector index against exact search."),
+            "served_recall_at_10": (
+                "zsrec_served_recall_at_10",
+                "Recall@10 of the served ranking against the model's exact ranking over the whole catalog.",
+            ),
             "encoder_queue": ("zsrec_encoder_queue_length", "Encoder calls waiting or running."),
         }
         for key, (name, doc) in described.items():

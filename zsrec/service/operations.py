@@ -57,5 +57,6 @@ def service_gauges(app: FastAPI) -> dict[str, float | None]:
         "items": engine.n_items,
         "users": getattr(health, "users", None),
         "index_recall_at_10": getattr(health, "index_recall_at_10", None),
+        "served_recall_at_10": getattr(health, "served_recall_at_10", None),
         "encoder_queue": app.state.encoder.in_flight,
     }

@@ -182,12 +182,15 @@ class EventsRequest(_Strict):
 # -- responses -------------------------------------------------------------------------------------------
 class Health(BaseModel):
     status: str
-    model_id: str
+    model_id: str  # the model that scores known users: the folder's, or "semantic" for a bare service folder
     encoder: str
     items: int
     users: int
     index: str
-    index_recall_at_10: float
+    index_recall_at_10: float  # the vector index alone, against exact cosine
+    # share of the exact top-10 (the model scoring every live item) in the served top-10 (index candidates
+    # re-scored by the model), on sampled users; 1.0 when every item is scored; null while being measured
+    served_recall_at_10: float | None = None
     store_version: int
 
 
@@ -222,8 +225,8 @@ class SimilarResponse(BaseModel):
 
 class ScoredUser(BaseModel):
     user_id: str
-    score: float
-    history_size: int
+    score: float  # soft count of history items close to the ad, as `zsrec audience` scores
+    history_size: int  # distinct live items in the user's history
 
 
 class AudienceResponse(BaseModel):

@@ -142,6 +142,26 @@ class CatalogStore:
         """(user_row, item_row) in history order."""
         yield from self._conn.execute("SELECT user_row, item_row FROM events ORDER BY seq")
 
+    def item_ids_by_row(self, last_row: int) -> list[str]:
+        """The item ids of rows 1..`last_row`, live or deleted (the catalog a model was fitted on)."""
+        cur = self._conn.execute("SELECT row, item_id FROM items WHERE row <= ? ORDER BY row", (last_row,))
+        found = dict(cur.fetchall())
+        return [found.get(row, "") for row in range(1, last_row + 1)]
+
+    def item_records(self, rows: Sequence[int]) -> list[ItemRecord]:
+        """The stored text of the items at `rows`, in that order (a row that does not exist raises KeyError)."""
+        found = {}
+        for start in range(0, len(rows), 500):  # SQLite caps a statement's parameters
+            chunk = [int(r) for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            cur = self._conn.execute(
+                f"SELECT row, item_id, title, category, description, brand, extra FROM items WHERE row IN ({marks})",
+                chunk,
+            )
+            for row, *fields in cur:
+                found[row] = ItemRecord(*fields[:5], extra=json.loads(fields[5]))
+        return [found[int(r)] for r in rows]
+
     def item_details(self, item_id: str) -> ItemRecord | None:
         row = self._conn.execute(
             "SELECT item_id, title, category, description, brand, extra FROM items WHERE item_id = ? "
