@@ -73,14 +73,35 @@ def save_arrays(directory: str | Path, arrays: dict[str, np.ndarray]) -> None:
         atomic_save_npy(Path(directory) / f"{name}.npy", array)
 
 
-def load_arrays(directory: str | Path, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Load `<name>.npy` files with `allow_pickle=False`; a missing file raises FileNotFoundError naming it."""
+#: arrays at least this large are memory-mapped on load rather than read into memory
+MMAP_MIN_BYTES = 1 << 20
+
+
+def load_npy(path: str | Path, *, mmap_min_bytes: int = MMAP_MIN_BYTES) -> np.ndarray:
+    """Read one `.npy` without pickle; a large one is memory-mapped copy-on-write.
+
+    Mapped, its pages come from the OS page cache as they are touched and are shared between processes that
+    read the same file, so a million vectors are never one private in-memory copy per stage or per worker.
+    Copy-on-write (`mmap_mode="c"`): code that updates a loaded array in place changes its own pages only,
+    never the file.
+    """
+    path = Path(path)
+    if path.stat().st_size >= mmap_min_bytes:
+        return np.load(path, mmap_mode="c", allow_pickle=False)
+    return np.load(path, allow_pickle=False)
+
+
+def load_arrays(
+    directory: str | Path, names: Iterable[str], *, mmap_min_bytes: int = MMAP_MIN_BYTES
+) -> dict[str, np.ndarray]:
+    """Load `<name>.npy` files with `allow_pickle=False` (large ones memory-mapped, see `load_npy`); a missing
+    file raises FileNotFoundError naming it."""
     out = {}
     for name in names:
         path = Path(directory) / f"{name}.npy"
         if not path.exists():
             raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
-        out[name] = np.load(path, allow_pickle=False)
+        out[name] = load_npy(path, mmap_min_bytes=mmap_min_bytes)
     return out
 
 
