@@ -32,7 +32,7 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 @contextmanager
-def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
     """A binary file to write that appears under `path` only when the block ends without an error: written
     to a temporary name in the same folder, synced, then `os.replace`d (removed on any failure)."""
     path = Path(path)
@@ -50,7 +50,7 @@ def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
-    with _atomic_file(path) as fh:
+    with atomic_file(path) as fh:
         fh.write(data)
 
 
@@ -63,7 +63,7 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     array = np.asarray(array)
     if array.dtype == object:
         raise TypeError(f"refusing to save an object array to {path}: it would need pickle")
-    with _atomic_file(path) as fh:
+    with atomic_file(path) as fh:
         np.save(fh, array, allow_pickle=False)
 
 
