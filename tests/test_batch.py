@@ -12,7 +12,7 @@ from shop_fixtures import tiny_shop, write_tiny_shop
 from typer.testing import CliRunner
 
 import zsrec.batch as batch
-from zsrec.batch import BATCH_COLUMNS, BatchSettings, export_recommendations, read_rows, user_ranking
+from zsrec.batch import BATCH_COLUMNS, BYTES_PER_PAIR, BatchSettings, export_recommendations, read_rows, user_ranking
 from zsrec.cli import app
 from zsrec.errors import ConfigError
 from zsrec.models.registry import load_model
@@ -68,7 +68,7 @@ def test_small_chunks_give_the_same_rows_as_one_chunk(folder: Path, tmp_path: Pa
 
 def test_the_chunk_size_follows_the_memory_budget() -> None:
     settings = BatchSettings(memory_mb=256)
-    assert settings.chunk_users(1_000_000) == (256 << 20) // (24 * 1_000_000)  # 11 users of a million items
+    assert settings.chunk_users(1_000_000) == (256 << 20) // (BYTES_PER_PAIR * 1_000_000) == 8  # of a million items
     assert settings.chunk_users(10) == settings.max_chunk_users
     assert BatchSettings(memory_mb=1).chunk_users(10**9) == 1
 

@@ -54,9 +54,9 @@ BATCH_SCHEMA = pa.schema(
 )
 FORMATS = (".parquet", ".csv", ".jsonl")
 ALL_USERS = "all"
-#: bytes per (user, candidate) pair while a chunk is scored: the score matrix and the temporaries of a fused
-#: score (its standardised parts) are a handful of float32 matrices of that shape
-_BYTES_PER_PAIR = 4 * 6
+#: bytes per (user, candidate) pair while a chunk is scored: the score matrix, the temporaries of a fused score
+#: (its standardised parts) and the top-k selection (negated scores, int64 positions) have that shape
+BYTES_PER_PAIR = 32
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class BatchSettings:
 
     def chunk_users(self, n_candidates: int) -> int:
         """Users per chunk for a catalog of `n_candidates` items."""
-        fits = (self.memory_mb << 20) // max(1, n_candidates * _BYTES_PER_PAIR)
+        fits = (self.memory_mb << 20) // max(1, n_candidates * BYTES_PER_PAIR)
         return int(min(self.max_chunk_users, max(1, fits)))
 
 
