@@ -197,7 +197,7 @@ def write_store(path: Path, n: int, seed: int = 0) -> np.ndarray:
 
 
 def store_1m(args: argparse.Namespace) -> dict:
-    from zsrec.io import load_npy
+    from zsrec.io import is_mapped, load_npy
 
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "store-1m.npy"
@@ -213,7 +213,7 @@ def store_1m(args: argparse.Namespace) -> dict:
         "items": N_ITEMS,
         "dim": int(vectors.shape[1]),
         "file_mib": path.stat().st_size / 2**20,
-        "mapped": isinstance(vectors, np.memmap),
+        "mapped": is_mapped(vectors),
         "build_s": build_s,
         "read_s": read_s,
         "norm_min": float(norms.min()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -78,7 +79,7 @@ MMAP_MIN_BYTES = 1 << 20
 
 
 def load_npy(path: str | Path, *, mmap_min_bytes: int = MMAP_MIN_BYTES) -> np.ndarray:
-    """Read one `.npy` without pickle; a large one is memory-mapped copy-on-write.
+    """Read one `.npy` without pickle; a large one is memory-mapped copy-on-write (see `is_mapped`).
 
     Mapped, its pages come from the OS page cache as they are touched and are shared between processes that
     read the same file, so a million vectors are never one private in-memory copy per stage or per worker.
@@ -87,8 +88,19 @@ def load_npy(path: str | Path, *, mmap_min_bytes: int = MMAP_MIN_BYTES) -> np.nd
     """
     path = Path(path)
     if path.stat().st_size >= mmap_min_bytes:
-        return np.load(path, mmap_mode="c", allow_pickle=False)
+        # a plain ndarray over the mapping (which its `base` keeps open): np.memmap's subclass hooks cost
+        # microseconds on every slice, which adds up in per-user loops
+        return np.load(path, mmap_mode="c", allow_pickle=False).view(np.ndarray)
     return np.load(path, allow_pickle=False)
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether `array`'s memory is a file mapping (`load_npy` of a large file), not a private copy."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)
 
 
 def load_arrays(
