@@ -366,8 +366,17 @@ def render() -> str:
             f"recs.parquet` on a `{b['model']}` folder (minilm): {b['users']:,} users × {b['items']:,} items, "
             f"{b['rows']:,} rows in {b['export_s']:.1f} s including start-up and loading "
             f"(**{b['users_per_s']:,.0f} users/s**), peak RSS **{b['export_peak_rss_mib']:,.0f} MiB**. "
-            f"Rows equal to `--user U --json` (ids, order, scores) for **{b['sample_agree']} of {b['sample']}** "
-            f"sampled users ({b['cli_calls_in_sample']} of them through the command itself).",
+            + (f"The command's own count, after start-up: `{b['command_log']}`. " if b.get("command_log") else "")
+            + f"Rows equal to `--user U --json` answers for **{b['sample_agree']} of {b['sample']}** sampled users "
+            f"({b['cli_calls_in_sample']} of them through the command itself): the same scores rank by rank "
+            "(to 1e-5) and the same items within each group of equal scores"
+            + (
+                f"; in exactly the same order for {b['sample_same_order']}, the others differ only in how items "
+                "with equal scores (products with identical text) are ordered, which float rounding decides "
+                "differently for a chunk of users and for one user."
+                if "sample_same_order" in b
+                else "."
+            ),
             "",
         ]
     s = load("store-1m")
@@ -376,11 +385,13 @@ def render() -> str:
         lines += [
             f"**Memory-mapped store.** {s['items']:,} × {s['dim']} float32 ({s['file_mib']:,.0f} MiB) written 100k "
             f"rows at a time into a mapped .npy in {s['build_s']:.0f} s (peak RSS {s['build_peak_rss_mib']:,.0f} "
-            f"MiB, mostly the file's own dirty pages; private memory after the build "
-            f"{s.get('after_build', {}).get('anon_mib', float('nan')):,.0f} MiB), then read through "
-            f"`zsrec.io.load_npy` (mapped: {s['mapped']}) in {s['read_s']:.1f} s: peak RSS "
-            f"{a['peak_rss_mib']:,.0f} MiB, of which private (anonymous) {a['anon_mib']:,.0f} MiB; the rest are "
-            "the file's pages in the page cache, shared and reclaimable, not a copy.",
+            "MiB, mostly the file's own written pages"
+            + (f"; private memory then {s['after_build']['anon_mib']:,.0f} MiB" if "after_build" in s else "")
+            + "), then read through "
+            f"`zsrec.io.load_npy` (mapped: {s['mapped']}) in {s['read_s']:.1f} s: RSS then "
+            f"{a['rss_mib']:,.0f} MiB, of which private (anonymous) {a['anon_mib']:,.0f} MiB (the base embeddings "
+            "and datasets the recombination read); the rest are the file's pages in the page cache, shared and "
+            "reclaimable, not a copy.",
             "",
         ]
     m = load("score-1m")
@@ -423,6 +434,13 @@ def render() -> str:
             *rows,
             "",
         ]
+    loads = [d["load_avg_1m"] for d in (load(stage) for stage in STAGES) if d and "load_avg_1m" in d]
+    if loads:
+        lines += [
+            f"Load average (1 min) at the end of the stages: {min(loads):.1f}–{max(loads):.1f} on 2 cores: other "
+            "jobs shared the machine, so the speeds here are low bounds.",
+            "",
+        ]
     lines += [machine_line(), ""]
     return "\n".join(lines)
 
@@ -444,7 +462,7 @@ def main() -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         for stage in args.stage or STAGES:
             if args.in_process:
-                document = RUNNERS[stage](args) | {"machine": machine_line()}
+                document = RUNNERS[stage](args) | {"machine": machine_line(), "load_avg_1m": os.getloadavg()[0]}
                 (OUT / f"{stage}.json").write_text(json.dumps(document, indent=2) + "\n")
                 print(json.dumps(document, indent=2), flush=True)
                 continue
