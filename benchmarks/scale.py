@@ -304,7 +304,7 @@ def spark_score(args: argparse.Namespace) -> dict:
     from zsrec.scale.spark import spark_recommend, spark_session
 
     folder, _ = cj_model(args.model)
-    users = [str(u) for u in load_model(folder).ids_.users]
+    users = [str(u) for u in load_model(folder).ids_.users][: args.spark_users or None]
     runs = {}
     for master in ("local[1]", "local[2]"):
         with spark_session(master) as spark:
@@ -416,7 +416,7 @@ def render() -> str:
     if sc:
         r1, r2 = sc["runs"]["local[1]"], sc["runs"]["local[2]"]
         rows.append(
-            f"| scoring {sc['users']:,} users (batch-cj folder), users/s | {r1['users_per_s']:,.0f} | "
+            f"| scoring {sc['users']:,} users (batch-cj folder, top {K}), users/s | {r1['users_per_s']:,.0f} | "
             f"{r2['users_per_s']:,.0f} | {r2['users_per_s'] / r1['users_per_s']:.2f}× |"
         )
     if se:
@@ -434,6 +434,11 @@ def render() -> str:
             *rows,
             "",
         ]
+    lines += [
+        "Not measured by this script yet: encoder speed (sentence-transformers against zsrec torch, ONNX fp32 and "
+        "int8, `--no-cache`) and NDCG per precision, which come with the ONNX encoders.",
+        "",
+    ]
     loads = [d["load_avg_1m"] for d in (load(stage) for stage in STAGES) if d and "load_avg_1m" in d]
     if loads:
         lines += [
@@ -453,6 +458,7 @@ def main() -> None:
     parser.add_argument("--folder-users", type=int, default=100_000, help="users in the 1M model folder (score-1m)")
     parser.add_argument("--model", default="zero-shot", help="model trained for batch-cj and spark-score")
     parser.add_argument("--sample", type=int, default=20, help="users checked against --user answers (batch-cj)")
+    parser.add_argument("--spark-users", type=int, default=0, help="users scored per Spark run; 0 = all (spark-score)")
     parser.add_argument("--texts", type=int, default=2000, help="texts embedded per Spark run (spark-embed)")
     parser.add_argument("--render-only", action="store_true", help="rebuild the docs section from saved JSON")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # a stage's own process
@@ -469,6 +475,7 @@ def main() -> None:
             child = [sys.executable, __file__, "--in-process", "--stage", stage, "--users", str(args.users)]
             child += ["--model", args.model, "--sample", str(args.sample), "--texts", str(args.texts)]
             child += ["--memory-mb", str(args.memory_mb), "--folder-users", str(args.folder_users)]
+            child += ["--spark-users", str(args.spark_users)]
             subprocess.run(child, check=True, env=child_env())
     if not args.in_process:
         write_section("scale", render())
