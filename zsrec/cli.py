@@ -337,8 +337,30 @@ def evaluate(
 
 @app.command()
 def recommend(
-    dataset: DatasetArg,
-    user: Annotated[str, typer.Option("--user", help="Id of the user to recommend for.", show_default=False)],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A model folder made by `zsrec train` (scored as saved, no refit), or a dataset as in "
+            "`zsrec evaluate` (a model is fitted on all of it first).",
+            show_default=False,
+        ),
+    ],
+    user: Annotated[
+        str | None, typer.Option("--user", help="Id of one user to recommend for.", show_default=False)
+    ] = None,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            "--users",
+            help="Batch export (model folders): `all`, or a file of user ids (one a line, or a csv/parquet/jsonl "
+            "with a user_id column). Needs --out.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Batch output file: .parquet, .csv or .jsonl (written atomically).", show_default=False),
+    ] = None,
     category: Annotated[
         str | None,
         typer.Option(
@@ -346,6 +368,13 @@ def recommend(
             show_default=False,
         ),
     ] = None,
+    categories: Annotated[
+        str | None,
+        typer.Option(help='Model folders: only items in these categories, separated by ";".', show_default=False),
+    ] = None,
+    new_only: Annotated[
+        bool, typer.Option("--new-only", help="Model folders: only items nobody had bought when it was trained.")
+    ] = False,
     text: Annotated[
         str | None,
         typer.Option(
@@ -353,12 +382,102 @@ def recommend(
             show_default=False,
         ),
     ] = None,
-    k: Annotated[int, typer.Option("--k", help="How many items to recommend.")] = 10,
-    model: Annotated[str, typer.Option(help="Model to fit on the whole dataset.")] = "zero-shot-mean",
+    k: Annotated[int, typer.Option("--k", help="How many items to recommend per user.")] = 10,
+    model: Annotated[str, typer.Option(help="Datasets: the model to fit on the whole dataset.")] = "zero-shot-mean",
     encoder: EncoderOpt = "minilm",
+    engine: Annotated[
+        str, typer.Option(help="Batch export engine: local or spark (needs pyspark and Java).")
+    ] = "local",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(help="Spark master URL; default $SPARK_MASTER, else local[*].", show_default=False),
+    ] = None,
+    memory_mb: Annotated[int, typer.Option(help="Batch export: MiB one chunk of users' scores may take.")] = 256,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit a model on the whole dataset and show one user's top items (or score a new text for them)."""
+    """Top items for one user, or (model folders, --users) for every user into a file.
+
+    With a model folder: `--user U` ranks with the saved model (`--json` gives the HTTP service's /recommend
+    answer); `--users all --out recs.parquet` streams every user's top k, in chunks of bounded memory, into
+    user_id, item_id, score, rank and the explaining history item (because_item_id).
+    With a dataset: fit --model on all of it, then show --user's top items (or score --text for them).
+    """
+    with _user_errors():
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        folder = Path(dataset)
+        if (folder / "config.json").is_file():
+            wanted = [c.strip() for c in (categories or "").split(";") if c.strip()] + ([category] if category else [])
+            _recommend_from_folder(
+                folder, user, users, out, wanted, new_only, text, k, as_json, engine, spark_master, memory_mb
+            )
+            return
+        if users is not None or out is not None or new_only or categories is not None:
+            raise ConfigError(
+                f"--users, --out, --new-only and --categories need a model folder (`zsrec train`); "
+                f"{dataset} has no config.json"
+            )
+        if user is None:
+            raise ConfigError("give --user")
+    _recommend_from_dataset(dataset, user, category, text, k, model, encoder, as_json)
+
+
+def _recommend_from_folder(
+    folder: Path,
+    user: str | None,
+    users: str | None,
+    out: Path | None,
+    categories: list[str],
+    new_only: bool,
+    text: str | None,
+    k: int,
+    as_json: bool,
+    engine: str,
+    spark_master: str | None,
+    memory_mb: int,
+) -> None:
+    from zsrec.batch import BatchSettings, export_recommendations, output_format, user_ranking
+
+    if text is not None:
+        raise ConfigError("--text needs a dataset, not a model folder")
+    if (user is None) == (users is None):
+        raise ConfigError("give exactly one of --user (one user) and --users (all, or a file of ids)")
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"--engine must be local or spark, got {engine!r}")
+    if user is not None:
+        answer = user_ranking(folder, user, k=k, new_only=new_only, categories=categories or None)
+        if as_json:
+            _echo_json(answer)
+            return
+        for rank, item in enumerate(answer["items"], start=1):
+            reason = (
+                f"  (because {item['because'][0]['title'] or item['because'][0]['item_id']})" if item["because"] else ""
+            )
+            typer.echo(f"{rank:>3}  {item['score']:8.4f}  {item['item_id']}  {item['title']}{reason}")
+        return
+    if out is None:
+        raise ConfigError("--users needs --out (a .parquet, .csv or .jsonl file)")
+    _check_out_path(out)
+    output_format(out)
+    settings = BatchSettings(k=k, new_only=new_only, categories=tuple(categories) or None, memory_mb=memory_mb)
+    reporter = _reporter()
+    if engine == "spark":
+        from zsrec.scale.spark import spark_recommend
+
+        result = spark_recommend(
+            folder, out=out, users=users, settings=settings, master=spark_master, reporter=reporter
+        )
+    else:
+        result = export_recommendations(folder, out=out, users=users, settings=settings, reporter=reporter)
+    reporter.message(
+        f"wrote {result.rows:,} rows for {result.users:,} users to {result.out} "
+        f"in {result.seconds:.1f} s ({result.users_per_second:,.0f} users/s)"
+    )
+
+
+def _recommend_from_dataset(
+    dataset: str, user: str, category: str | None, text: str | None, k: int, model: str, encoder: str, as_json: bool
+) -> None:
     from zsrec.data import load_dataset
     from zsrec.data.lookup import find_user, items_in_category
     from zsrec.demo import fit_model
@@ -369,8 +488,6 @@ def recommend(
     reporter = _reporter()
     console = _stdout()
     with _user_errors():
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
         names = _parse_models(model, "--model", one=True, folders=False)
         name = names[0]
         if name == "popularity-oracle":
@@ -615,8 +732,13 @@ def embed(
         settings = EmbedSettings(
             encoder=encoder, precision=precision, engine=engine, use_cache=cache, spark_master=spark_master
         )
+        spark = None
+        if engine == "spark":
+            from zsrec.scale.spark import embed_on_spark as spark
         start = time.perf_counter()
-        result = embed_dataset(dataset, out, settings, reporter=reporter, show_progress=reporter.progress_bars)
+        result = embed_dataset(
+            dataset, out, settings, reporter=reporter, show_progress=reporter.progress_bars, spark=spark
+        )
     seconds = time.perf_counter() - start
     n = len(result.item_ids)
     rate = n / max(seconds, 1e-9)

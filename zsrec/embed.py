@@ -86,14 +86,21 @@ class ItemVectors:
         }
 
 
-def embed_items(items: pd.DataFrame, settings: EmbedSettings, *, show_progress: bool = False) -> ItemVectors:
+SparkEngine = Callable[[pd.DataFrame, EmbedSettings], ItemVectors]
+
+
+def embed_items(
+    items: pd.DataFrame, settings: EmbedSettings, *, show_progress: bool = False, spark: SparkEngine | None = None
+) -> ItemVectors:
     """Vectors of the catalog rows `items` (a `Dataset.items` frame), in row order.
 
     Args:
         show_progress: draw a progress bar on stderr while texts are encoded.
+        spark: the Spark engine for `settings.engine == "spark"` (`zsrec.scale.spark.embed_on_spark`, which sits
+            above this module).
     """
     if settings.engine == "spark":
-        return spark_engine()(items, settings)
+        return spark_engine(spark)(items, settings)
     texts = settings.template.render(items)
     filled = [i for i, t in enumerate(texts) if t.strip()]
     encoder = load_encoder_lazily(settings.spec)
@@ -109,9 +116,11 @@ def embed_items(items: pd.DataFrame, settings: EmbedSettings, *, show_progress: 
     return ItemVectors(item_ids, vectors, encoder.model_id, settings, n_empty=len(texts) - len(filled))
 
 
-def spark_engine() -> Callable[[pd.DataFrame, EmbedSettings], ItemVectors]:
-    """The Spark engine's embedding function: the one place that reaches it (ConfigError where it is absent)."""
-    raise ConfigError("--engine spark is not available in this build; use --engine local")
+def spark_engine(spark: SparkEngine | None) -> SparkEngine:
+    """The Spark engine's embedding function, or ConfigError where none was given."""
+    if spark is None:
+        raise ConfigError("engine spark needs zsrec.scale.spark.embed_on_spark (pass it as spark=)")
+    return spark
 
 
 def embed_dataset(
@@ -121,6 +130,7 @@ def embed_dataset(
     *,
     reporter: Reporter | None = None,
     show_progress: bool = False,
+    spark: SparkEngine | None = None,
 ) -> ItemVectors:
     """Embed every item of `dataset` (a path or spec as `load_dataset` takes, or a Dataset) into parquet `out`.
 
@@ -129,7 +139,7 @@ def embed_dataset(
     reporter = reporter or SilentReporter()
     check_out_writable(out)
     if settings.engine == "spark":
-        spark_engine()  # an engine that is not there fails before any work
+        spark_engine(spark)  # an engine that is not there fails before any work
     load_encoder_lazily(settings.spec)  # a bad encoder fails before the dataset is read
     if isinstance(dataset, Dataset):
         data = dataset
@@ -138,7 +148,7 @@ def embed_dataset(
             data = load_dataset(dataset)
         for line in data.warnings:
             reporter.warning(line)
-    result = embed_items(data.items, settings, show_progress=show_progress)
+    result = embed_items(data.items, settings, show_progress=show_progress, spark=spark)
     if result.n_empty:
         reporter.warning(f"{result.n_empty} items have no text: their vectors are zero")
     write_vectors(out, result)

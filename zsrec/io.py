@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -32,7 +33,7 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 
 @contextmanager
-def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
     """A binary file to write that appears under `path` only when the block ends without an error: written
     to a temporary name in the same folder, synced, then `os.replace`d (removed on any failure)."""
     path = Path(path)
@@ -50,7 +51,7 @@ def _atomic_file(path: str | Path) -> Iterator[BinaryIO]:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and `os.replace`."""
-    with _atomic_file(path) as fh:
+    with atomic_file(path) as fh:
         fh.write(data)
 
 
@@ -63,7 +64,7 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     array = np.asarray(array)
     if array.dtype == object:
         raise TypeError(f"refusing to save an object array to {path}: it would need pickle")
-    with _atomic_file(path) as fh:
+    with atomic_file(path) as fh:
         np.save(fh, array, allow_pickle=False)
 
 
@@ -73,14 +74,46 @@ def save_arrays(directory: str | Path, arrays: dict[str, np.ndarray]) -> None:
         atomic_save_npy(Path(directory) / f"{name}.npy", array)
 
 
-def load_arrays(directory: str | Path, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """Load `<name>.npy` files with `allow_pickle=False`; a missing file raises FileNotFoundError naming it."""
+#: arrays at least this large are memory-mapped on load rather than read into memory
+MMAP_MIN_BYTES = 1 << 20
+
+
+def load_npy(path: str | Path, *, mmap_min_bytes: int = MMAP_MIN_BYTES) -> np.ndarray:
+    """Read one `.npy` without pickle; a large one is memory-mapped copy-on-write (see `is_mapped`).
+
+    Mapped, its pages come from the OS page cache as they are touched and are shared between processes that
+    read the same file, so a million vectors are never one private in-memory copy per stage or per worker.
+    Copy-on-write (`mmap_mode="c"`): code that updates a loaded array in place changes its own pages only,
+    never the file.
+    """
+    path = Path(path)
+    if path.stat().st_size >= mmap_min_bytes:
+        # a plain ndarray over the mapping (which its `base` keeps open): np.memmap's subclass hooks cost
+        # microseconds on every slice, which adds up in per-user loops
+        return np.load(path, mmap_mode="c", allow_pickle=False).view(np.ndarray)
+    return np.load(path, allow_pickle=False)
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether `array`'s memory is a file mapping (`load_npy` of a large file), not a private copy."""
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base
+    return isinstance(array, mmap.mmap)
+
+
+def load_arrays(
+    directory: str | Path, names: Iterable[str], *, mmap_min_bytes: int = MMAP_MIN_BYTES
+) -> dict[str, np.ndarray]:
+    """Load `<name>.npy` files with `allow_pickle=False` (large ones memory-mapped, see `load_npy`); a missing
+    file raises FileNotFoundError naming it."""
     out = {}
     for name in names:
         path = Path(directory) / f"{name}.npy"
         if not path.exists():
             raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
-        out[name] = np.load(path, allow_pickle=False)
+        out[name] = load_npy(path, mmap_min_bytes=mmap_min_bytes)
     return out
 
 

@@ -204,3 +204,13 @@ def test_two_processes_writing_at_once_leave_every_entry_readable(tmp_path: Path
     assert (cache.hits, cache.misses) == (902, 0)
     np.testing.assert_array_equal(out, HashingEncoder(16).encode(expected))
     assert [p for p in tmp_path.rglob("*.tmp")] == []
+
+
+def test_cached_vectors_are_read_memory_mapped_not_copied(tmp_path: Path) -> None:
+    enc = RecordingEncoder()
+    EmbeddingCache(tmp_path).encode(enc, titles(0, 50))
+    cache = EmbeddingCache(tmp_path)
+    out = cache.encode(enc, titles(0, 50))
+    bucket = next(iter(cache._buckets.values()))
+    assert bucket.shards and all(isinstance(s.vectors, np.memmap) for s in bucket.shards.values())
+    np.testing.assert_array_equal(out, HashingEncoder(16).encode(titles(0, 50)))

@@ -3,14 +3,17 @@
 Layout: `<directory>/<bucket>/shard-*.npy`, one bucket per (encoder model_id, kind, namespace), described by
 its `meta.json`. A shard is one structured `.npy` array of (16-byte blake2b of the text, float32 vector)
 records, written to a temporary name and `os.replace`d into place, so a shard is either whole or absent and
-one rename commits keys and vectors together. Readers only list `shard-*.npy` (temporary files start with a
+one rename commits keys and vectors together. Shards are memory-mapped, never merged into one in-memory
+copy. Readers only list `shard-*.npy` (temporary files start with a
 dot). When a bucket holds more than `max_shards` files, the process that notices writes one merged shard and
 then deletes only the shards it has read, which the merged shard already contains: nothing is lost if two
-processes compact at once; at worst an entry is stored twice, and duplicates are dropped on load.
+processes compact at once (an advisory lock makes it one at a time); at worst an entry is stored twice, and
+lookups read the newest copy.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +21,9 @@ import re
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,41 +121,59 @@ class EmbeddingCache:
         return self._buckets[path]
 
 
+@dataclass(frozen=True)
+class _Shard:
+    """One shard file, memory-mapped: its keys sorted in memory (24 bytes an entry), its vectors on disk."""
+
+    name: str
+    keys: np.ndarray  # (n,) S16, sorted
+    rows: np.ndarray  # (n,) int64: the record of each sorted key
+    vectors: np.ndarray  # (n, dim) float32, a view of the mapped records
+
+
 class _Bucket:
-    """The shards of one (model_id, kind, namespace), mirrored in memory as sorted unique keys + vectors."""
+    """The shards of one (model_id, kind, namespace), each memory-mapped rather than copied into memory, so a
+    million cached vectors cost their keys in memory and their pages in the OS page cache."""
 
     def __init__(self, path: Path, dim: int) -> None:
         self.path = path
         self.dim = dim
         self.dtype = shard_dtype(dim)
-        self.loaded: set[str] = set()
+        self.shards: dict[str, _Shard] = {}
         self.skipped: set[str] = set()
-        self.keys = np.empty(0, dtype=f"S{KEY_BYTES}")
-        self.vectors = np.empty((0, dim), dtype=np.float32)
+
+    @property
+    def loaded(self) -> set[str]:
+        return set(self.shards)
 
     def shard_names(self) -> list[str]:
         names = (e.name for e in os.scandir(self.path))
         return sorted(n for n in names if n.startswith("shard-") and n.endswith(".npy"))
 
     def refresh(self) -> None:
-        """Read shards written since the last refresh (by this or another process)."""
+        """Map shards written since the last refresh (by this or another process); forget merged-away ones."""
         for _attempt in range(3):
-            new = [n for n in self.shard_names() if n not in self.loaded and n not in self.skipped]
-            parts, vanished = [], False
-            for name in new:
-                records = self._read(name)
-                if records is None:
+            names = self.shard_names()
+            present = set(names)
+            # A shard is deleted only after a merged shard holding its entries was written: drop our mapping
+            # (still readable, but a duplicate) and read the newer shard below.
+            for gone in [n for n in self.shards if n not in present]:
+                del self.shards[gone]
+            vanished = False
+            for name in names:
+                if name in self.shards or name in self.skipped:
+                    continue
+                shard = self._read(name)
+                if shard is None:
                     vanished = vanished or not (self.path / name).exists()
                     continue
-                parts.append(records)
-                self.loaded.add(name)
-            self._merge(parts)
+                self.shards[name] = shard
             if not vanished:  # a shard merged away by another process: its content is in a newer shard
                 return
 
-    def _read(self, name: str) -> np.ndarray | None:
+    def _read(self, name: str) -> _Shard | None:
         try:
-            records = np.load(self.path / name, allow_pickle=False)
+            records = np.load(self.path / name, mmap_mode="r", allow_pickle=False)
         except FileNotFoundError:
             return None
         except (ValueError, OSError, EOFError) as exc:
@@ -159,39 +182,39 @@ class _Bucket:
         if records.dtype != self.dtype or records.ndim != 1:
             self._skip(name, f"has dtype {records.dtype} and shape {records.shape}, expected {self.dtype}")
             return None
-        return records
+        keys = np.ascontiguousarray(records["key"]).view(f"S{KEY_BYTES}").reshape(-1)
+        rows = np.argsort(keys, kind="stable")
+        return _Shard(name, keys[rows], rows, records["vector"])
 
     def _skip(self, name: str, why: str) -> None:
         self.skipped.add(name)
         msg = f"embedding cache: skipping shard {self.path / name}: {why}"
         warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
-    def _merge(self, parts: list[np.ndarray]) -> None:
-        if not parts:
-            return
-        keys = [self.keys] + [np.ascontiguousarray(p["key"]).view(f"S{KEY_BYTES}").reshape(-1) for p in parts]
-        vectors = [self.vectors] + [p["vector"] for p in parts]
-        self._set(np.concatenate(keys), np.concatenate(vectors))
-
-    def _set(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        self.keys, first = np.unique(keys, return_index=True)  # sorted; a duplicate keeps one copy
-        self.vectors = np.ascontiguousarray(vectors[first], dtype=np.float32)
-
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, vectors) for sorted unique `keys`; rows not found are zero."""
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
-        if len(self.keys) == 0:
-            return np.zeros(len(keys), dtype=bool), out
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        found = self.keys[pos] == keys
-        out[found] = self.vectors[pos[found]]
+        found = np.zeros(len(keys), dtype=bool)
+        for shard in sorted(self.shards.values(), key=lambda s: s.name, reverse=True):  # newest first
+            todo = np.flatnonzero(~found)
+            if not todo.size:
+                break
+            if not len(shard.keys):
+                continue
+            pos = np.minimum(np.searchsorted(shard.keys, keys[todo]), len(shard.keys) - 1)
+            hit = shard.keys[pos] == keys[todo]
+            rows = shard.rows[pos[hit]]
+            order = np.argsort(rows)  # read the mapped file front to back
+            out[todo[hit][order]] = shard.vectors[rows[order]]
+            found[todo[hit]] = True
         return found, out
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Write one new shard and mirror it in memory."""
+        """Write one new shard and map it."""
         name = self._write(keys, vectors)
-        self.loaded.add(name)
-        self._set(np.concatenate([self.keys, keys]), np.concatenate([self.vectors, vectors]))
+        shard = self._read(name)
+        if shard is not None:
+            self.shards[name] = shard
 
     def _write(self, keys: np.ndarray, vectors: np.ndarray) -> str:
         records = np.empty(len(keys), dtype=self.dtype)
@@ -203,17 +226,28 @@ class _Bucket:
         return name
 
     def compact_if_needed(self, max_shards: int) -> None:
-        """Merge everything read so far into one shard once the bucket holds more than `max_shards` files."""
-        names = self.shard_names()
-        if len(names) <= max_shards:
+        """Merge everything read so far into one shard once the bucket holds more than `max_shards` files.
+
+        One process compacts a bucket at a time (an advisory lock; a process that finds it taken skips, the
+        holder is merging anyway). Without the lock it would still be safe, only wasteful: a shard is deleted
+        only once a merged shard with its entries is in place.
+        """
+        if len(self.shard_names()) <= max_shards:
             return
-        self.refresh()
-        merged = self._write(self.keys, self.vectors)
-        # Delete only shards whose content is now in `merged`; one that appeared meanwhile stays.
-        for name in self.loaded - {merged}:
-            (self.path / name).unlink(missing_ok=True)
-        self.loaded = {merged}
-        self._remove_stale_temp_files()
+        with _try_lock(self.path / ".compact.lock") as locked:
+            if not locked:
+                return
+            self.refresh()
+            keys = np.concatenate([np.empty(0, dtype=f"S{KEY_BYTES}"), *(s.keys for s in self.shards.values())])
+            unique = np.unique(keys)
+            _, vectors = self.lookup(unique)
+            merged = self._write(unique, vectors)
+            # Delete only shards whose content is now in `merged`; one that appeared meanwhile stays.
+            for name in self.loaded - {merged}:
+                (self.path / name).unlink(missing_ok=True)
+            self.shards = {}
+            self.refresh()
+            self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:
         """Temporary files older than an hour were left by killed writers; a live writer's are fresh."""
@@ -225,3 +259,21 @@ class _Bucket:
                         os.unlink(entry.path)
                 except FileNotFoundError:
                     pass
+
+
+@contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """An exclusive advisory lock on `path` if free right now (True), else False; released on exit."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

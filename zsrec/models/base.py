@@ -258,11 +258,20 @@ def history_counts(histories: list[np.ndarray], users: np.ndarray, n_items: int)
 
 def mask_seen(scores: np.ndarray, users: np.ndarray, candidates: np.ndarray, histories: list[np.ndarray]) -> None:
     """Set scores of candidates already in each user's history to -inf, in place."""
-    position = {int(item): j for j, item in enumerate(candidates)}
-    for row, user in enumerate(users):
-        cols = [position[int(i)] for i in histories[int(user)] if int(i) in position]
-        if cols:
-            scores[row, cols] = -np.inf
+    seen = [np.asarray(histories[int(u)], dtype=np.int64) for u in users]
+    lengths = np.fromiter((len(h) for h in seen), dtype=np.int64, count=len(seen))
+    if not lengths.sum() or not len(candidates):
+        return
+    rows = np.repeat(np.arange(len(users)), lengths)
+    items = np.concatenate(seen)
+    # searchsorted rather than a dict of positions: a million candidates per chunk of users stays cheap
+    candidates = np.asarray(candidates, dtype=np.int64)
+    ascending = bool(np.all(candidates[1:] > candidates[:-1]))
+    order = np.arange(len(candidates)) if ascending else np.argsort(candidates, kind="stable")
+    ordered = candidates if ascending else candidates[order]
+    pos = np.minimum(np.searchsorted(ordered, items), len(ordered) - 1)
+    hit = ordered[pos] == items
+    scores[rows[hit], order[pos[hit]]] = -np.inf
 
 
 #: builds an unfitted recommender from a registered model name (what composite models receive)

@@ -67,26 +67,54 @@ def recommend_users(
     categories: Sequence[str] | str | None = None,
 ) -> pd.DataFrame:
     """The body of `Recommender.recommend_users`: ids in, `user_id, item_id, score, rank` rows out."""
+    ids = model_ids(model)
+    check_k(k)
+    wanted = [str(u) for u in ([user_ids] if isinstance(user_ids, str) else user_ids)]
+    users = user_indexes(ids, wanted)
+    candidates = candidate_items(model, new_only=new_only, categories=categories)
+    return ranking_rows(model, users, wanted, candidates, k)
+
+
+def model_ids(model: Any) -> CatalogIds:
+    """The fitted model's ids; ConfigError for a model saved without them."""
     model._check_fitted()
-    ids = model.ids_
-    if ids is None:
+    if model.ids_ is None:
         raise ConfigError(
             f"this {model.name} model was saved without its item and user ids (an older zsrec); "
             "fit it again to recommend by id"
         )
+    return model.ids_
+
+
+def check_k(k: object) -> None:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    wanted = [str(u) for u in ([user_ids] if isinstance(user_ids, str) else user_ids)]
-    users = _user_indexes(ids, wanted)
+
+
+def candidate_items(model: Any, *, new_only: bool = False, categories: Sequence[str] | str | None = None) -> np.ndarray:
+    """Item indexes a ranking may hold: all, or only new ones (no interaction in the data the model was fitted
+    on), or only those in `categories` (see `category_mask`)."""
+    ids = model_ids(model)
     candidates = np.arange(len(ids.items))
     if new_only:  # items nobody interacted with in the data the model was fitted on
         seen = np.concatenate([np.empty(0, dtype=np.int64), *model.histories_])
         candidates = np.setdiff1d(candidates, seen)
     if categories is not None:
         candidates = candidates[category_mask(ids.categories, categories)[candidates]]
+    return candidates
+
+
+def empty_ranking() -> pd.DataFrame:
+    types = (str, str, float, int)
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(RANKING_COLUMNS, types, strict=True)})
+
+
+def ranking_rows(model: Any, users: np.ndarray, wanted: Sequence[str], candidates: np.ndarray, k: int) -> pd.DataFrame:
+    """`user_id, item_id, score, rank` rows of the unseen top-`k` among `candidates` for user indexes `users`
+    (whose ids are `wanted`, in the same order)."""
+    ids = model_ids(model)
     if len(users) == 0 or len(candidates) == 0:
-        types = (str, str, float, int)
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(RANKING_COLUMNS, types, strict=True)})
+        return empty_ranking()
     ranking = model.recommend(users, k=k, candidates=candidates, exclude_seen=True)
     keep = np.isfinite(ranking.scores)  # seen items sit at -inf when fewer than k others remain
     rows, cols = np.nonzero(keep)
@@ -100,7 +128,8 @@ def recommend_users(
     )
 
 
-def _user_indexes(ids: CatalogIds, wanted: list[str]) -> np.ndarray:
+def user_indexes(ids: CatalogIds, wanted: Sequence[str]) -> np.ndarray:
+    """Indexes of the user ids `wanted`; ConfigError naming the first unknown one."""
     position = {u: i for i, u in enumerate(ids.users)}
     unknown = [u for u in wanted if u not in position]
     if unknown:

@@ -171,7 +171,9 @@ class ZeroShotRecommender(Recommender):
         """The raw parts with a non-zero weight, each (len(users), len(items)): semantic, lexical, char, category."""
         s = self.settings
         users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-        cand = self.item_vectors_[items]
+        everything = len(items) == len(self.item_vectors_) and bool(np.all(items == np.arange(len(items))))
+        # the whole catalog (batch scoring): the (memory-mapped) vectors as they are, not a copy per call
+        cand = self.item_vectors_ if everything else self.item_vectors_[items]
         parts = {}
         if s.semantic_weight > 0:
             semantic = self._history_scores(users, cand)

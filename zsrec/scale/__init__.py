@@ -1,0 +1,1 @@
+"""Scale-out: the batch export and catalog embedding as Spark jobs (`zsrec.scale.spark`; needs the spark extra)."""
