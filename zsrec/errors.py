@@ -47,3 +47,8 @@ def check_fraction(settings: object, name: str) -> None:
     value = getattr(settings, name)
     if not 0.0 < value < 1.0:
         raise ConfigError(f"{name} must be in (0, 1), got {value}")
+
+
+class CorruptModelError(ZsrecError):
+    """A saved model or service folder is damaged: a file missing, truncated, changed since saving, or holding
+    impossible values (NaN vectors, indexes out of range); the message names the file."""
