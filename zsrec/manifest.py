@@ -97,7 +97,8 @@ def _read_manifest(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CorruptModelError(f"{path}: unknown manifest format; expected format {FORMAT}")
     files, live = document.get("files"), document.get("live", [])
-    if not isinstance(files, dict) or not isinstance(live, list) or not all(isinstance(v, dict) for v in files.values()):
+    entries_ok = isinstance(files, dict) and all(isinstance(v, dict) for v in files.values())
+    if not entries_ok or not isinstance(live, list):
         raise CorruptModelError(f"{path}: malformed manifest (files must map names to entries)")
     for rel in [*files, *live]:
         if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -136,7 +137,9 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple[int, ...]]:
     except (ValueError, OSError, SyntaxError, EOFError) as err:
         if isinstance(err, PermissionError):
             raise
-        raise CorruptModelError(f"{path}: not a .npy array file (random bytes, truncated or not saved by numpy)") from err
+        raise CorruptModelError(
+            f"{path}: not a .npy array file (random bytes, truncated, or not saved by numpy)"
+        ) from err
     del fortran
     if dtype.hasobject:
         raise CorruptModelError(f"{path}: holds Python objects (it would need pickle); zsrec never loads those")
