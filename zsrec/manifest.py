@@ -182,3 +182,25 @@ def _static_files(folder: Path) -> Iterator[str]:
         if path.name.startswith(".") and path.name.endswith(".tmp"):
             continue
         yield rel.as_posix()
+
+
+def check_store_vectors(path: Path, dim: int, *, chunk: int = 4096) -> int:
+    """Every live item vector in the service store has `dim` float32 values, all finite; returns their count."""
+    count = 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT item_id, vector FROM items WHERE vector IS NOT NULL")
+            while batch := rows.fetchmany(chunk):
+                for item_id, blob in batch:
+                    vector = np.frombuffer(blob, dtype="<f4") if len(blob) == 4 * dim else None
+                    if vector is None or not np.isfinite(vector).all():
+                        raise CorruptModelError(
+                            f"{path}: item {item_id!r} has a damaged vector (not {dim} finite float32 values)"
+                        )
+                count += len(batch)
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise CorruptModelError(f"{path}: not a readable SQLite database ({err})") from err
+    return count

@@ -19,7 +19,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, split_list
 from zsrec.evaluation.evaluate import EvalSettings, evaluate_model
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
@@ -108,7 +108,7 @@ def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
 
 def parse_ks(text: str) -> tuple[int, ...]:
     """Parse "10,50" into (10, 50); anything but positive integers raises ConfigError naming the value."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = split_list(text, "--k")
     try:
         ks = tuple(int(p) for p in parts)
     except ValueError:
@@ -116,6 +116,13 @@ def parse_ks(text: str) -> tuple[int, ...]:
     if not ks or min(ks) < 1:
         raise ConfigError(f"k must be a comma-separated list of positive integers, got {text!r}")
     return tuple(sorted(set(ks)))
+
+
+def check_ks(ks: Sequence[int], n_items: int) -> None:
+    """Refuse a cut-off beyond the whole catalog before anything of size k exists (a cut-off beyond a smaller
+    pool is measured as if it were the pool's size)."""
+    if max(ks) > n_items:
+        raise ConfigError(f"k={max(ks):,} exceeds the catalog's {n_items:,} items; give a k of at most {n_items:,}")
 
 
 def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -198,6 +205,7 @@ def evaluate_models(
     """
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
+    check_ks(settings.ks, split.train.n_items)
     if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder, validation_level=new_category_level(split))
