@@ -656,6 +656,7 @@ def check(
     Prints OK, or one line naming the damaged file (exit code 2)."""
     from zsrec.check import check_folder
 
+    _reporter()  # warnings (a folder without manifest.json) go to stderr
     with _user_errors():
         done = check_folder(folder)
     for line in done:

@@ -118,11 +118,16 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
+#: cut-offs up to this are accepted on any catalog (the defaults must work on a small shop): a metric at a k
+#: beyond the candidates equals the metric at the number of candidates
+K_ALWAYS_ACCEPTED = 1_000
+
+
 def check_ks(ks: Sequence[int], n_items: int) -> None:
-    """Refuse a cut-off beyond the whole catalog before anything of size k exists (a cut-off beyond a smaller
-    pool is measured as if it were the pool's size)."""
-    if max(ks) > n_items:
-        raise ConfigError(f"k={max(ks):,} exceeds the catalog's {n_items:,} items; give a k of at most {n_items:,}")
+    """Refuse a cut-off beyond both the catalog and `K_ALWAYS_ACCEPTED`, before anything of size k exists."""
+    limit = max(n_items, K_ALWAYS_ACCEPTED)
+    if max(ks) > limit:
+        raise ConfigError(f"k={max(ks):,} exceeds the catalog's {n_items:,} items; give a k of at most {limit:,}")
 
 
 def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -235,8 +235,6 @@ class Recommender(ABC):
 #: `super()`, a wrapper saving its inner model) neither writes the manifest nor verifies it again
 _SAVING: ContextVar[frozenset[Path]] = ContextVar("zsrec_saving", default=frozenset())
 _LOADING: ContextVar[frozenset[Path]] = ContextVar("zsrec_loading", default=frozenset())
-#: what a broken file makes numpy, json, safetensors or torch raise during a load
-_LOAD_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, EOFError, OSError)
 
 
 def _writes_manifest(save: Callable[..., None]) -> Callable[..., None]:
@@ -277,9 +275,9 @@ def _checks_folder(load: Callable[..., Recommender]) -> Callable[..., Recommende
             if str(directory) in str(err):
                 raise
             raise type(err)(f"{directory}: {err}") from err
-        except (FileNotFoundError, PermissionError):
+        except (FileNotFoundError, PermissionError, MemoryError):
             raise
-        except _LOAD_FAILURES as err:
+        except Exception as err:  # whatever a damaged file makes numpy, json, safetensors or torch raise
             detail = " ".join(str(err).split())[:300] or type(err).__name__
             raise CorruptModelError(f"{directory}: damaged model folder ({type(err).__name__}: {detail})") from err
         finally:
