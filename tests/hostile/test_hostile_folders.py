@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_error, files_under, run_cli
+from hostile_helpers import assert_one_error, files_under, run_cli
 
 from zsrec.manifest import MANIFEST_FILE, write_manifest
 

@@ -106,6 +106,10 @@ def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
     return {"new": ("new",), "all": ("all",), "both": ("new", "all"), None: ("new",)}[pool]
 
 
+#: no catalog zsrec can hold in memory has more items
+MAX_K = 100_000_000
+
+
 def parse_ks(text: str) -> tuple[int, ...]:
     """Parse "10,50" into (10, 50); anything but positive integers raises ConfigError naming the value."""
     parts = split_list(text, "--k")
@@ -115,6 +119,8 @@ def parse_ks(text: str) -> tuple[int, ...]:
         ks = ()
     if not ks or min(ks) < 1:
         raise ConfigError(f"k must be a comma-separated list of positive integers, got {text!r}")
+    if max(ks) > MAX_K:  # refused before the data is read; `check_ks` compares k with the catalog after
+        raise ConfigError(f"k must be at most {MAX_K:,} (and the catalog's size), got {max(ks):,}")
     return tuple(sorted(set(ks)))
 
 
