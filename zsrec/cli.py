@@ -650,6 +650,9 @@ def serve(
 @app.command()
 def check(
     folder: Annotated[Path, typer.Argument(help="A model or service folder made by `zsrec train`.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"folder", "ok", "checked": [...]} on stdout instead of OK.')
+    ] = False,
 ) -> None:
     """Verify a saved folder as loading it would: every file against manifest.json (size, SHA-256, array dtype
     and shape), then the values (finite vectors, indexes in range), training.json, service.json and service.db.
@@ -659,6 +662,9 @@ def check(
     _reporter()  # warnings (a folder without manifest.json) go to stderr
     with _user_errors():
         done = check_folder(folder)
+    if as_json:
+        _echo_json({"folder": str(folder), "ok": True, "checked": done})
+        return
     for line in done:
         typer.echo(f"  {line}", err=True)
     typer.echo(f"OK {folder}")

@@ -158,6 +158,13 @@ def test_an_intact_folder_checks_ok(model_copy: Path, capsys) -> None:
     code, err = run_cli(["check", model_copy], capsys)
     assert code == 0, err
     assert "items" in err and "service store" in err
+    from zsrec.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["check", str(model_copy), "--json"])
+    assert info.value.code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True and any("service store" in line for line in document["checked"])
 
 
 def test_a_folder_from_before_manifests_loads_with_a_warning(model_copy: Path, capsys) -> None:
