@@ -2,7 +2,7 @@
 every case makes (exit code 2, one `error:` line on stderr, no traceback, nothing left behind).
 
 A module of its own (not conftest.py, whose name other test folders share) so that tests can import it; the
-fixtures are re-exported by this folder's conftest.py."""
+fixtures are bound into each test module by name (see the top of each)."""
 
 from __future__ import annotations
 

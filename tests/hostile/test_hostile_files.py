@@ -8,12 +8,20 @@ import shutil
 from collections import namedtuple
 from pathlib import Path
 
+import hostile_helpers
 import pandas as pd
 import pytest
 from hostile_helpers import assert_one_error, files_under, run_as_nobody, run_cli
 from shop_fixtures import write_tiny_shop
 
 import zsrec.training.artifacts as artifacts
+
+# The suite's fixtures, shared through hostile_helpers: a conftest.py here would shadow the
+# `from conftest import ...` of other test folders.
+_cache_in_tmp = hostile_helpers._cache_in_tmp
+shop_dir = hostile_helpers.shop_dir
+as_nobody = hostile_helpers.as_nobody
+shared_tmp = hostile_helpers.shared_tmp
 
 
 def _shop(folder: Path, categories: list[str] | None = None, titles: str | None = None) -> Path:

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import hostile_helpers
 import numpy as np
 import pytest
 from hostile_helpers import assert_one_error, files_under, run_cli
@@ -16,6 +17,13 @@ from hostile_helpers import assert_one_error, files_under, run_cli
 from zsrec.manifest import MANIFEST_FILE, write_manifest
 
 Damage = Callable[[Path], None]
+
+# The suite's fixtures, shared through hostile_helpers: a conftest.py here would shadow the
+# `from conftest import ...` of other test folders.
+_cache_in_tmp = hostile_helpers._cache_in_tmp
+shop_dir = hostile_helpers.shop_dir
+trained_model = hostile_helpers.trained_model
+trained_head = hostile_helpers.trained_head
 
 
 def _truncate(name: str) -> Damage:

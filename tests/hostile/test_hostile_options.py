@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import hostile_helpers
 import pytest
 from hostile_helpers import PYTHON, assert_one_error, files_under, run_cli
 from shop_fixtures import REPO
@@ -34,6 +35,11 @@ EVALUATE_CASES = [
     ("out-is-a-folder", ["--out", "."], "is a folder"),
     ("category-separator-blank", ["--category-separator", " "], "separator"),
 ]
+
+# The suite's fixtures, shared through hostile_helpers: a conftest.py here would shadow the
+# `from conftest import ...` of other test folders.
+_cache_in_tmp = hostile_helpers._cache_in_tmp
+shop_dir = hostile_helpers.shop_dir
 
 
 @pytest.mark.parametrize(("extra", "says"), [c[1:] for c in EVALUATE_CASES], ids=[c[0] for c in EVALUATE_CASES])
