@@ -62,6 +62,10 @@ def _nan_rows(old: np.ndarray) -> np.ndarray:
     return new
 
 
+def _infinite(old: np.ndarray) -> np.ndarray:
+    return np.full_like(old, np.inf)
+
+
 def _objects(old: np.ndarray) -> np.ndarray:
     return np.array([{"x": 1}], dtype=object)
 
@@ -125,7 +129,7 @@ MODEL_CASES: list[tuple[str, Damage, str]] = [
     ("wrong-rows-npy-relisted", _save_npy("item_vectors_.npy", lambda a: a[:3]), "rows for a catalog"),
     ("nan-item-vectors", _save_npy("item_vectors_.npy", _nan_rows, relist=False), "item_vectors_.npy"),
     ("nan-item-vectors-relisted", _save_npy("item_vectors_.npy", _nan_rows), "NaN"),
-    ("inf-category-vectors-relisted", _save_npy("category_vectors_.npy", lambda a: a / 0.0), "category_vectors_"),
+    ("inf-category-vectors-relisted", _save_npy("category_vectors_.npy", _infinite), "category_vectors_"),
     ("history-index-out-of-range", _save_npy("history_items_.npy", lambda a: a + 10_000), "out of range"),
     ("history-lengths-disagree", _save_npy("history_lengths_.npy", lambda a: a * 2), "history_items_.npy"),
     ("object-array-npy", _no_manifest_and(_save_npy("n_items_.npy", _objects, relist=False)), "pickle"),
