@@ -7,6 +7,9 @@ says what to fix.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 
 from zsrec.data.dataset import CATEGORY_SEP
@@ -26,12 +29,17 @@ def category_paths(items: Table, separator: str | None = None) -> pd.Series:
     elif not separator.strip():
         raise DataValidationError(f"category separator must not be blank, got {separator!r}")
     sep = CATEGORY_SEP if separator is None else separator
-    parts = paths.str.split(sep, regex=False)
     edge = sep.strip()  # "Lab >" once stripped: a level was meant to follow
     named = (paths != "").to_numpy()
     at_edges = (paths.str.startswith(edge) | paths.str.endswith(edge)).to_numpy(dtype=bool)
-    gaps = parts.map(lambda levels: len(levels) > 1 and any(not level.strip() for level in levels))
-    empty = gaps.to_numpy(dtype=bool) | (named & at_edges)
+    # an empty level leaves two separators with only blanks between them: a vectorised test first, so that
+    # the per-row split only runs on the (usually no) rows that may hold one
+    maybe = paths.str.contains(re.escape(edge) + r"\s*" + re.escape(edge), regex=True).to_numpy(dtype=bool)
+    gaps = np.zeros(len(paths), dtype=bool)
+    if maybe.any():
+        levels = paths[maybe].str.split(sep, regex=False)
+        gaps[maybe] = levels.map(lambda parts: any(not part.strip() for part in parts)).to_numpy(dtype=bool)
+    empty = gaps | (named & at_edges)
     if empty.any():
         position = int(empty.nonzero()[0][0])
         raise DataValidationError(
@@ -40,7 +48,7 @@ def category_paths(items: Table, separator: str | None = None) -> pd.Series:
         )
     if sep == CATEGORY_SEP:
         return paths
-    return parts.map(lambda levels: CATEGORY_SEP.join(level.strip() for level in levels))
+    return paths.str.split(sep, regex=False).map(lambda levels: CATEGORY_SEP.join(lv.strip() for lv in levels))
 
 
 def _refuse_other_separator(items: Table, paths: pd.Series) -> None:
