@@ -181,6 +181,7 @@ def test_recommend_users_matches_recommend_and_survives_save(shop: zsrec.Dataset
 def test_an_old_folder_without_ids_loads_but_cannot_recommend_by_id(shop: zsrec.Dataset, tmp_path: Path) -> None:
     model = zsrec.build_model("popularity").fit(shop)
     model.save(tmp_path / "old")
+    (tmp_path / "old" / "manifest.json").unlink()  # old folders predate manifests too
     (tmp_path / "old" / "ids.json").unlink()
     loaded = zsrec.load_model(tmp_path / "old")
     assert loaded.recommend(np.array([0]), k=3).items.shape == (1, 3)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from zsrec.errors import ConfigError, ZsrecError
+from zsrec.errors import ConfigError, ZsrecError, split_list
 
 if TYPE_CHECKING:
     from zsrec.data.splits import SplitSettings
@@ -145,7 +145,7 @@ def split_settings_from_options(
     return SplitSettings(
         protocol=protocol,
         level=level,
-        categories=tuple(c.strip() for c in categories.split(";") if c.strip()),
+        categories=tuple(split_list(categories, "--categories", sep=";")),
         holdout_fraction=holdout_fraction,
         min_history=min_history,
         seed=seed,
@@ -154,6 +154,28 @@ def split_settings_from_options(
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of the text.")]
+CategorySeparatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        help='What separates category levels in the items file, e.g. "/" for "Lab/Glass/Beakers". '
+        'Default " > "; paths that look separated by "/", ">" or "|" instead are refused with a hint.',
+        show_default=False,
+    ),
+]
+
+
+def _dataset_arg(dataset: str, category_separator: str | None, reporter: LoggingReporter) -> Any:
+    """The dataset spec as given, or (with a separator) the dataset loaded with it: the library loads specs
+    with the default separator only."""
+    if category_separator is None:
+        return dataset
+    from zsrec.data import load_dataset
+
+    with reporter.progress(f"loading {dataset}", None):
+        data = load_dataset(dataset, category_separator=category_separator)
+    for line in data.warnings:
+        reporter.warning(line)
+    return data
 
 
 # -- output plumbing --------------------------------------------------------------------------------------
@@ -196,6 +218,9 @@ def _user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as err:
         _fail(str(err) or type(err).__name__)
+    except OSError as err:  # a full disk, a permission, a read-only file system: the machine, not zsrec
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or err}")
 
 
 def _reporter() -> LoggingReporter:
@@ -223,6 +248,7 @@ def _check_out_path(out: Path | None) -> None:
 def validate(
     dataset: DatasetArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    category_separator: CategorySeparatorOpt = None,
 ) -> None:
     """Check a dataset and summarise it: sizes, categories per level, users spanning several categories."""
     from zsrec.data import load_dataset, summarize
@@ -231,7 +257,7 @@ def validate(
 
     reporter = _reporter()
     with _user_errors(), reporter.progress(f"loading {dataset}", None):
-        data = load_dataset(dataset)
+        data = load_dataset(dataset, category_separator=category_separator)
     for line in data.warnings:
         reporter.warning(line)
     summary = summarize(data)
@@ -298,6 +324,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    category_separator: CategorySeparatorOpt = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
     from zsrec.evaluation.draws import check_draws, run_draws
@@ -321,7 +348,7 @@ def evaluate(
             check_draws(draws, split_settings)
         _check_out_path(out)
         embeddings = _embeddings_for(names, encoder, reporter)
-        args = (dataset, names, split_settings, eval_settings)
+        args = (_dataset_arg(dataset, category_separator, reporter), names, split_settings, eval_settings)
         kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
         kw["command"] = ["zsrec", *sys.argv[1:]]
         if draws is not None:
@@ -656,6 +683,7 @@ def train(
     training: TrainingOpt = "",
     validation_level: ValidationLevelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    category_separator: CategorySeparatorOpt = None,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
 
@@ -677,7 +705,7 @@ def train(
             else split_settings_from_options(protocol, level, categories, holdout_fraction, min_history, seed)
         )
         _, record = train_model(
-            dataset,
+            _dataset_arg(dataset, category_separator, reporter),
             name,
             out=out,
             split_settings=split_settings,
@@ -857,6 +885,7 @@ def serve(
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     with _user_errors():
+        from zsrec.check import check_service
         from zsrec.service.app import ServiceConfig
         from zsrec.service.bundle import Manifest
         from zsrec.service.security import check_bind
@@ -864,7 +893,8 @@ def serve(
 
         config = ServiceConfig.from_env(api_keys_file=api_keys_file, access_log=access_log)
         check_bind(host, config.access, insecure=insecure)
-        manifest = Manifest.read(model_dir)  # a wrong folder is one error line, not a traceback from the server
+        check_service(model_dir)  # a wrong or damaged folder is one error line, not a traceback from the server
+        manifest = Manifest.read(model_dir)
         check_servable(model_dir)  # so is a model that cannot be served
         if precision is not None:
             _check_serving_precision(manifest.encoder, precision)
@@ -889,6 +919,29 @@ def _check_serving_precision(spec: str, precision: str) -> None:
             f"--precision {precision}: the folder's vectors were made at precision {trained} (encoder {spec!r}); "
             f"serve it at {trained}, or train it again with --precision {precision}"
         )
+
+
+@app.command()
+def check(
+    folder: Annotated[Path, typer.Argument(help="A model or service folder made by `zsrec train`.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"folder", "ok", "checked": [...]} on stdout instead of OK.')
+    ] = False,
+) -> None:
+    """Verify a saved folder as loading it would: every file against manifest.json (size, SHA-256, array dtype
+    and shape), then the values (finite vectors, indexes in range), training.json, service.json and service.db.
+    Prints OK, or one line naming the damaged file (exit code 2)."""
+    from zsrec.check import check_folder
+
+    _reporter()  # warnings (a folder without manifest.json) go to stderr
+    with _user_errors():
+        done = check_folder(folder)
+    if as_json:
+        _echo_json({"folder": str(folder), "ok": True, "checked": done})
+        return
+    for line in done:
+        typer.echo(f"  {line}", err=True)
+    typer.echo(f"OK {folder}")
 
 
 # -- scenario commands (audience, similar, forecast, profile) ------------------------------------------
@@ -929,7 +982,7 @@ def audience(
     reporter = _reporter()
     with _user_errors():
         settings = AudienceSettings(temperature=temperature)
-        ids = [i.strip() for i in items.split(",") if i.strip()] if items is not None else None
+        ids = split_list(items, "--items") if items is not None else None
         data, embeddings = _scenario_data(dataset, encoder, reporter)
         ad, members = rank(
             data, embeddings, text=text, items=ids, category=category, level=level, k=k, settings=settings
@@ -1067,7 +1120,7 @@ def _parse_models(text: str, option: str = "--models", *, one: bool = False, fol
     from zsrec.evaluation.run import model_entries
     from zsrec.models.registry import parse_model_names
 
-    names = model_entries(text.split(","))[0] if folders else parse_model_names(text)
+    names = model_entries(split_list(text, option))[0] if folders else parse_model_names(text)
     if one and len(names) != 1:
         raise ConfigError(f"{option} takes one model name, got {text!r}")
     return names

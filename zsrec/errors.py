@@ -47,3 +47,27 @@ def check_fraction(settings: object, name: str) -> None:
     value = getattr(settings, name)
     if not 0.0 < value < 1.0:
         raise ConfigError(f"{name} must be in (0, 1), got {value}")
+
+
+class CorruptModelError(ZsrecError):
+    """A saved model or service folder is damaged: a file missing, truncated, changed since saving, or holding
+    impossible values (NaN vectors, indexes out of range); the message names the file."""
+
+
+def split_list(text: str, option: str, *, sep: str = ",") -> list[str]:
+    """The stripped elements of a `sep`-separated option value; an empty element ("10,,50", "a,") raises
+    ConfigError naming `option`, since it is a typo more often than a wish. An all-blank value gives []."""
+    if not text.strip():
+        return []
+    parts = [p.strip() for p in text.split(sep)]
+    if any(not p for p in parts):
+        raise ConfigError(f"{option} has an empty element in {text!r}; separate values with a single {sep!r}")
+    return parts
+
+
+def check_at_most(settings: object, **maximums: int) -> None:
+    """Each named field of `settings` must be <= its maximum: a bound on what a size option may cost."""
+    for name, maximum in maximums.items():
+        value = getattr(settings, name)
+        if value > maximum:
+            raise ConfigError(f"{name} must be <= {maximum:,}, got {value:,}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -138,3 +139,16 @@ def check_out_writable(out: str | Path, *, option: str = "--out", folder: bool =
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise ConfigError(f"{option} {out}: cannot write into {parent}")
+
+
+def check_free_space(out: str | Path, need_bytes: int, *, option: str = "--out") -> None:
+    """Refuse an output whose disk has less free space than `need_bytes` (an estimate), before the work."""
+    parent = Path(out)
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if free < need_bytes:
+        raise ConfigError(
+            f"{option} {out}: only {free / 2**20:,.0f} MiB free on its disk, about {need_bytes / 2**20:,.0f} MiB "
+            "needed; free some space or write elsewhere"
+        )

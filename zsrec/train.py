@@ -18,6 +18,7 @@ from zsrec.data.splits import EvalSplit, SplitSettings, make_split
 from zsrec.encoders import load_encoder_lazily
 from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter, describe_split
+from zsrec.io import check_free_space, check_out_writable
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models, training_settings
@@ -101,6 +102,9 @@ def train_model(
 
     reporter = reporter or SilentReporter()
     check_train_request(name, members=members, validation_level=validation_level, out=None if overwrite else out)
+    if out is not None:  # before any heavy step: a read-only or full disk must not wait for the training
+        check_out_writable(out, folder=True)
+        check_free_space(out, MIN_FREE_BYTES)
     if embeddings is None:
         embeddings = text_embeddings([name, *members], encoder, reporter)
     if isinstance(dataset, Dataset):
@@ -110,6 +114,8 @@ def train_model(
             data = load_dataset(dataset)
         for line in data.warnings:
             reporter.warning(line)
+    if out is not None:
+        check_free_space(out, estimate_folder_bytes(data, name))
     split = None
     if split_settings is not None:
         split = make_split(data, split_settings)
@@ -132,6 +138,22 @@ def train_model(
         serving = service_writer(recommender, split, data, embeddings, encoder) if embeddings is not None else None
         save_model_folder(recommender, record, out, overwrite=overwrite, extra=serving)
     return recommender, record
+
+
+#: free space any model folder needs; and what the weights of models that save a whole encoder take
+MIN_FREE_BYTES = 16 * 2**20
+ENCODER_WEIGHT_BYTES = 512 * 2**20
+_SAVES_ENCODER = ("two-tower-full", "cross-encoder")
+
+
+def estimate_folder_bytes(data: Dataset, name: str) -> int:
+    """A generous size of the model folder `train` will write for `data`: per item its vectors (up to 1,024
+    float32 dimensions, in the model and the service store) and text, per interaction its history and event
+    rows, plus a whole encoder's weights for the models that save one."""
+    text_bytes = sum(int(data.items[c].str.len().sum()) for c in ("title", "description") if c in data.items)
+    per_item = 3 * 1024 * 4
+    size = MIN_FREE_BYTES + data.n_items * per_item + 2 * text_bytes + 64 * len(data.interactions)
+    return size + (ENCODER_WEIGHT_BYTES if name in _SAVES_ENCODER else 0)
 
 
 def text_embeddings(names: Sequence[str], encoder: str, reporter: Reporter) -> EmbeddingSource | None:

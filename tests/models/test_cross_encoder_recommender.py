@@ -22,7 +22,7 @@ from shop_fixtures import REPO, tiny_shop
 from zsrec.data.splits import SplitSettings, make_split
 from zsrec.encoders import HashingEncoder
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, CorruptModelError
 from zsrec.models import registry
 from zsrec.models.cross_encoder import CrossEncoderRecommender, CrossEncoderSettings
 from zsrec.models.embedding_source import EmbeddingSource
@@ -141,7 +141,7 @@ def test_loading_never_unpickles(fitted, tmp_path, monkeypatch) -> None:
 def test_a_folder_missing_its_weights_is_refused(fitted, tmp_path) -> None:
     fitted.save(tmp_path / "m")
     (tmp_path / "m" / "cross_encoder.safetensors").unlink()
-    with pytest.raises(ConfigError, match="cross_encoder.safetensors"):
+    with pytest.raises(CorruptModelError, match="cross_encoder.safetensors"):
         load_model(tmp_path / "m")
 
 

@@ -20,6 +20,7 @@ from zsrec.encoders import EmbeddingCache
 from zsrec.encoders.base import l2_normalize
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError
+from zsrec.manifest import write_manifest
 from zsrec.models.finetuned import (
     ADAPTER,
     ENCODER,
@@ -147,6 +148,7 @@ def test_served_vectors_are_centred_by_the_catalog_mean_and_users_read_their_who
 def test_a_folder_saved_before_centring_loads_with_its_raw_vectors(fitted, tmp_path) -> None:
     folder = tmp_path / "m"
     fitted.save(folder)
+    (folder / "manifest.json").unlink()  # such folders predate manifests too
     (folder / "catalog_mean_.npy").unlink()
     with pytest.raises(FileNotFoundError, match="catalog_mean_"):  # a centred model needs its mean
         load_model(folder)
@@ -181,6 +183,7 @@ def test_a_different_base_is_refused_at_load(fitted, tmp_path) -> None:
     config = json.loads(path.read_text())
     config["base_encoder_id"] = "some-other-model@000000"
     path.write_text(json.dumps(config))
+    write_manifest(tmp_path / "m")  # a deliberate edit, re-listed: the base check itself must refuse it
     with pytest.raises(ConfigError, match="fine-tuned from"):
         load_model(tmp_path / "m")
 

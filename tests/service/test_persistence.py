@@ -13,6 +13,7 @@ from conftest import make_folder
 from fastapi.testclient import TestClient
 
 from zsrec.errors import ConfigError, ZsrecError
+from zsrec.manifest import write_manifest
 from zsrec.service.app import ServiceConfig, create_app
 from zsrec.service.bundle import MANIFEST, Manifest, ServingSettings
 from zsrec.service.index import IndexSettings
@@ -123,6 +124,7 @@ def test_bad_settings_and_folders_are_refused(tmp_path: Path, folder: Path) -> N
     values = json.loads((folder / MANIFEST).read_text())
     values["encoder_model_id"] = "something-else"
     (folder / MANIFEST).write_text(json.dumps(values))
+    write_manifest(folder)  # a deliberate edit, re-listed: the encoder check itself must refuse it
     with pytest.raises(ZsrecError, match="differs"), TestClient(create_app(folder, ServiceConfig())):
         pass
     with pytest.raises(ConfigError, match="ZSREC_ANN_THRESHOLD|bad service setting"):

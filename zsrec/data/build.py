@@ -21,6 +21,8 @@ def build_dataset(
     users: Table | None = None,
     *,
     notes: Sequence[str] = (),
+    category_separator: str | None = None,
 ) -> Dataset:
     """Check, clean and assemble in-memory tables: the common end of every loader and adapter."""
-    return clean_dataset(name, check_tables(items, interactions, users), notes=notes)
+    checked = check_tables(items, interactions, users, category_separator=category_separator)
+    return clean_dataset(name, checked, notes=notes)

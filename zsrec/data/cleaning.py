@@ -16,6 +16,7 @@ import pandas as pd
 from zsrec.data.dataset import Dataset
 from zsrec.data.tables import as_text
 from zsrec.data.validation import CheckedTables, positions_in
+from zsrec.errors import DataValidationError
 
 ITEM_TEXT_COLUMNS = ("title", "category", "description", "brand")
 TITLE_FROM_DESCRIPTION_CHARS = 100
@@ -67,6 +68,11 @@ def clean_items(frame: pd.DataFrame, warnings: list[str]) -> tuple[pd.DataFrame,
             f"or brand ({int(from_brand.sum()):,}) instead"
         )
     keep = ~no_text
+    if no_text.all():
+        raise DataValidationError(
+            f"no item has any text (title, description or brand are empty in all {len(out):,} rows): "
+            "zsrec recommends new items from their text"
+        )
     if no_text.any():
         warnings.append(
             f"dropped {int(no_text.sum()):,} items with no title, description or brand "

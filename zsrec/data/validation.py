@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from zsrec.data.categories import category_paths
 from zsrec.data.tables import Table, as_text
 from zsrec.errors import DataValidationError
 
@@ -50,8 +51,15 @@ class CheckedTables:
     notes: tuple[str, ...] = ()
 
 
-def check_tables(items: Table, interactions: Table, users: Table | None = None) -> CheckedTables:
-    """Run every structural check; the first defect found raises DataValidationError."""
+def check_tables(
+    items: Table, interactions: Table, users: Table | None = None, *, category_separator: str | None = None
+) -> CheckedTables:
+    """Run every structural check; the first defect found raises DataValidationError.
+
+    Args:
+        category_separator: what separates category levels in the items' paths; None = " > " (and paths that
+            look separated by "/", ">" or "|" instead are refused with a hint).
+    """
     require_columns(items, ITEM_COLUMNS)
     require_columns(interactions, INTERACTION_COLUMNS)
     item_ids = require_ids(items, "item_id")
@@ -85,7 +93,7 @@ def check_tables(items: Table, interactions: Table, users: Table | None = None) 
         require_unique(users, "user_id", user_ids)
         users_frame = users.frame.assign(user_id=user_ids)
     return CheckedTables(
-        items=items.frame.assign(item_id=item_ids),
+        items=items.frame.assign(item_id=item_ids, category=category_paths(items, category_separator)),
         interaction_users=inter_users,
         interaction_items=item_positions,
         timestamps=timestamps,

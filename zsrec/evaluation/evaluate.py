@@ -9,10 +9,14 @@ from typing import Any
 import numpy as np
 
 from zsrec.data.splits import LAUNCH, EvalSplit
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_most
 from zsrec.evaluation.metrics import bootstrap_ci, catalog_coverage, user_metrics
 from zsrec.evaluation.ranking import tiebreak_order
 from zsrec.models.base import Recommender, mask_seen
+
+#: bounds on the size options: far beyond any useful value, well below what would exhaust memory or time
+MAX_BOOTSTRAP = 100_000  # resamples: the CI's quantiles are stable long before
+MAX_BATCH_USERS = 65_536  # users scored at once: a (batch, candidates) float32 matrix
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class EvalSettings:
             raise ConfigError(f"pools must be 'new' and/or 'all', or 'launch' alone, got {self.pools}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_at_most(self, n_bootstrap=MAX_BOOTSTRAP, batch_size=MAX_BATCH_USERS)
 
 
 class PrecomputedScores:

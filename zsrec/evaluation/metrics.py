@@ -319,7 +319,8 @@ def stacked_ndcg(flat: np.ndarray, user: np.ndarray, n_relevant: np.ndarray, k: 
     """
     n_users = len(n_relevant)
     dcg = np.bincount(user, weights=np.where(flat < k, 1.0 / np.log2(flat + 2.0), 0.0), minlength=n_users)
-    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))])
+    depth = int(min(k, n_relevant.max(initial=0)))  # the ideal DCG is never read beyond this position
+    ideal = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(depth) + 2.0))])
     with np.errstate(divide="ignore", invalid="ignore"):
         return dcg / ideal[np.minimum(n_relevant, k)]
 

@@ -20,7 +20,7 @@ from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import LAUNCH, LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, split_list
 from zsrec.evaluation.evaluate import EvalSettings, evaluate_model, launch_metrics
 from zsrec.evaluation.metrics import paired_bootstrap_ci
 from zsrec.models.base import Recommender
@@ -113,16 +113,34 @@ def resolve_pools(pool: str | None, protocol: str) -> tuple[str, ...]:
     return {"new": ("new",), "all": ("all",), "both": ("new", "all"), None: ("new",)}[pool]
 
 
+#: no catalog zsrec can hold in memory has more items
+MAX_K = 100_000_000
+
+
 def parse_ks(text: str) -> tuple[int, ...]:
     """Parse "10,50" into (10, 50); anything but positive integers raises ConfigError naming the value."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    parts = split_list(text, "--k")
     try:
         ks = tuple(int(p) for p in parts)
     except ValueError:
         ks = ()
     if not ks or min(ks) < 1:
         raise ConfigError(f"k must be a comma-separated list of positive integers, got {text!r}")
+    if max(ks) > MAX_K:  # refused before the data is read; `check_ks` compares k with the catalog after
+        raise ConfigError(f"k must be at most {MAX_K:,} (and the catalog's size), got {max(ks):,}")
     return tuple(sorted(set(ks)))
+
+
+#: cut-offs up to this are accepted on any catalog (the defaults must work on a small shop): a metric at a k
+#: beyond the candidates equals the metric at the number of candidates
+K_ALWAYS_ACCEPTED = 1_000
+
+
+def check_ks(ks: Sequence[int], n_items: int) -> None:
+    """Refuse a cut-off beyond both the catalog and `K_ALWAYS_ACCEPTED`, before anything of size k exists."""
+    limit = max(n_items, K_ALWAYS_ACCEPTED)
+    if max(ks) > limit:
+        raise ConfigError(f"k={max(ks):,} exceeds the catalog's {n_items:,} items; give a k of at most {limit:,}")
 
 
 def model_entries(models: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -207,6 +225,7 @@ def evaluate_models(
     """
     settings = settings or EvalSettings()
     reporter = reporter or SilentReporter()
+    check_ks(settings.ks, split.train.n_items)
     if embeddings is None and any(n in text_models() for n in names):
         embeddings = EmbeddingSource(encoder, show_progress=reporter.progress_bars)
     ctx = ModelContext(embeddings=embeddings, split=split, encoder=encoder, validation_level=new_category_level(split))

@@ -8,9 +8,11 @@ Also the optional abilities some recommenders add (`Explainable`, `ReadsItemText
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
@@ -21,8 +23,9 @@ from scipy import sparse
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
-from zsrec.errors import ConfigError, DataValidationError, NotFittedError
+from zsrec.errors import ConfigError, CorruptModelError, DataValidationError, NotFittedError, ZsrecError
 from zsrec.io import atomic_write_text, load_arrays, save_arrays
+from zsrec.manifest import verify_folder, write_manifest
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.ids import CatalogIds, recommend_users
 from zsrec.vectors import standardise
@@ -66,6 +69,16 @@ class Recommender(ABC):
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every save/load override goes through the manifest hooks, so no model can skip them.
+        super().__init_subclass__(**kwargs)
+        if "save" in cls.__dict__:
+            cls.save = _writes_manifest(cls.__dict__["save"])  # type: ignore[method-assign]
+        for name in ("load", "load_with_members"):
+            method = cls.__dict__.get(name)
+            if isinstance(method, classmethod):
+                setattr(cls, name, classmethod(_checks_folder(method.__func__)))
 
     # -- the contract ---------------------------------------------------------------------------------
     @abstractmethod
@@ -193,6 +206,7 @@ class Recommender(ABC):
             setattr(model, name, arrays[name])
         model.n_items_ = int(arrays["n_items_"])
         model.n_users_ = int(arrays["n_users_"])
+        check_histories(directory, arrays["history_lengths_"], arrays["history_items_"], model.n_users_, model.n_items_)
         bounds = np.cumsum(arrays["history_lengths_"])[:-1]
         model.histories_ = np.split(arrays["history_items_"], bounds)
         model.ids_ = CatalogIds.read(directory)
@@ -206,7 +220,107 @@ class Recommender(ABC):
     @classmethod
     def _settings_from_dict(cls, values: dict[str, Any] | None) -> Any:
         """The settings saved in config.json, read back by `settings_class` (None without one)."""
-        return None if cls.settings_class is None else cls.settings_class.from_dict(values or {})
+        if cls.settings_class is None:
+            return None
+        if values is not None and not isinstance(values, dict):
+            raise CorruptModelError(f"config.json: settings must be an object, got {type(values).__name__}")
+        if dataclasses.is_dataclass(cls.settings_class) and values:
+            known = {f.name for f in dataclasses.fields(cls.settings_class)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise CorruptModelError(f"config.json: unknown settings field {unknown[0]!r} for model {cls.name!r}")
+        return cls.settings_class.from_dict(values or {})
+
+
+# -- manifests and value checks around every save and load ------------------------------------------------
+#: folders being saved / loaded in this context: a nested save or load of the same folder (an override calling
+#: `super()`, a wrapper saving its inner model) neither writes the manifest nor verifies it again
+_SAVING: ContextVar[frozenset[Path]] = ContextVar("zsrec_saving", default=frozenset())
+_LOADING: ContextVar[frozenset[Path]] = ContextVar("zsrec_loading", default=frozenset())
+
+
+def _writes_manifest(save: Callable[..., None]) -> Callable[..., None]:
+    """`save`, then (outermost call only) the folder's manifest, written last."""
+
+    @functools.wraps(save)
+    def wrapper(self: Recommender, directory: str | Path, *args: Any, **kwargs: Any) -> None:
+        key = Path(directory).resolve()
+        active = _SAVING.get()
+        if key in active:
+            return save(self, directory, *args, **kwargs)
+        token = _SAVING.set(active | {key})
+        try:
+            save(self, directory, *args, **kwargs)
+        finally:
+            _SAVING.reset(token)
+        write_manifest(directory)
+
+    return wrapper
+
+
+def _checks_folder(load: Callable[..., Recommender]) -> Callable[..., Recommender]:
+    """`load`, after the folder's manifest is verified (outermost folder only) and followed by value checks;
+    whatever a damaged file makes the readers raise becomes one CorruptModelError line naming the folder."""
+
+    @functools.wraps(load)
+    def wrapper(cls: type[Recommender], directory: str | Path, *args: Any, **kwargs: Any) -> Recommender:
+        directory = Path(directory)
+        key = directory.resolve()
+        active = _LOADING.get()
+        token = _LOADING.set(active | {key})
+        try:
+            if key not in active and not any(parent in active for parent in key.parents):
+                verify_folder(directory)
+            model = load(cls, directory, *args, **kwargs)
+            check_loaded(model, directory)
+        except ZsrecError as err:
+            if str(directory) in str(err):
+                raise
+            raise type(err)(f"{directory}: {err}") from err
+        except (FileNotFoundError, PermissionError, MemoryError):
+            raise
+        except Exception as err:  # whatever a damaged file makes numpy, json, safetensors or torch raise
+            detail = " ".join(str(err).split())[:300] or type(err).__name__
+            raise CorruptModelError(f"{directory}: damaged model folder ({type(err).__name__}: {detail})") from err
+        finally:
+            _LOADING.reset(token)
+        return model
+
+    return wrapper
+
+
+def check_histories(directory: Path, lengths: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> None:
+    """The saved histories must describe `n_users` users and hold item indexes in [0, n_items)."""
+    if lengths.ndim != 1 or len(lengths) != n_users or (len(lengths) and lengths.min() < 0):
+        raise CorruptModelError(f"{directory / 'history_lengths_.npy'}: needs {n_users} non-negative lengths")
+    if items.ndim != 1 or int(lengths.sum()) != len(items):
+        raise CorruptModelError(
+            f"{directory / 'history_items_.npy'}: {len(items)} items, the lengths add up to {int(lengths.sum())}"
+        )
+    if items.dtype.kind not in "iu" or (len(items) and not (0 <= items.min() and items.max() < n_items)):
+        raise CorruptModelError(f"{directory / 'history_items_.npy'}: item indexes out of range [0, {n_items})")
+
+
+def check_loaded(model: Recommender, directory: Path) -> None:
+    """Values a damaged folder can carry without breaking a reader: NaN or infinite floats, counts below
+    zero, item vectors that do not match the catalog."""
+    if not hasattr(model, "n_items_"):
+        return
+    if model.n_items_ < 0 or model.n_users_ < 0:
+        raise CorruptModelError(f"{directory / 'n_items_.npy'}: negative catalog or user count")
+    for name in type(model)._state:
+        value = getattr(model, name, None)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CorruptModelError(f"{directory / (name + '.npy')}: holds NaN or infinite values")
+    vectors = getattr(model, "item_vectors_", None)
+    if isinstance(vectors, np.ndarray) and "item_vectors_" in type(model)._state and len(vectors) != model.n_items_:
+        raise CorruptModelError(
+            f"{directory / 'item_vectors_.npy'}: {len(vectors)} rows for a catalog of {model.n_items_} items"
+        )
+
+
+Recommender.save = _writes_manifest(Recommender.save)  # type: ignore[method-assign]
+Recommender.load = classmethod(_checks_folder(Recommender.load.__func__))  # type: ignore[method-assign, assignment]
 
 
 class RefitsOnInteractions(Recommender):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from zsrec.data.splits import CATEGORY_PROTOCOLS, EvalSplit
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, split_list
 from zsrec.models.als import AlsRecommender
 from zsrec.models.base import HasMembers, ModelBuilder, Recommender
 from zsrec.models.baselines import (
@@ -264,7 +264,7 @@ def saved_model_classes() -> list[type[Recommender]]:
 
 def parse_model_names(text: str) -> list[str]:
     """Split "a,b" into known model names; an unknown name raises ConfigError listing the known ones."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = split_list(text, "--models")
     if not names:
         raise ConfigError("--models is empty; known models: " + ", ".join(SPECS))
     unknown = [n for n in names if n not in SPECS]

@@ -27,7 +27,7 @@ from zsrec.data.perturb import (
     stuffing_keywords,
     typos,
 )
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, split_list
 
 TYPOS, STUFFING, NOISE, NO_BRAND = "typos", "stuffing", "noise", "no-brand"
 ATTACKS = (TYPOS, STUFFING, NOISE, NO_BRAND)
@@ -60,7 +60,7 @@ class AttackSettings:
 
 def parse_attacks(text: str) -> tuple[str, ...]:
     """Split "typos,stuffing" into attack names; an unknown name raises ConfigError listing the known ones."""
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    names = tuple(dict.fromkeys(split_list(text, "--attacks")))
     unknown = [n for n in names if n not in ATTACKS]
     if unknown or not names:
         raise ConfigError(f"unknown attack {unknown[0]!r}" if unknown else "--attacks is empty")

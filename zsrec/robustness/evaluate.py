@@ -24,7 +24,8 @@ import numpy as np
 
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, EvalSplit
-from zsrec.errors import ConfigError, check_at_least
+from zsrec.errors import ConfigError, check_at_least, check_at_most
+from zsrec.evaluation.evaluate import MAX_BATCH_USERS, MAX_BOOTSTRAP
 from zsrec.evaluation.metrics import bootstrap_ci, user_metrics
 from zsrec.models.base import ReadsItemText, Recommender
 from zsrec.robustness.attacks import ATTACKS, STUFFING, AttackSettings, choose_stuffed_items, perturb_items
@@ -46,6 +47,7 @@ class RobustnessSettings:
         if bad or not self.attacks:
             raise ConfigError(f"attacks must be a non-empty subset of {', '.join(ATTACKS)}, got {self.attacks}")
         check_at_least(self, k=1, n_bootstrap=0, batch_size=1)
+        check_at_most(self, n_bootstrap=MAX_BOOTSTRAP, batch_size=MAX_BATCH_USERS)
 
 
 @dataclass(frozen=True)

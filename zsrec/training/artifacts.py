@@ -29,8 +29,9 @@ import numpy as np
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
 from zsrec.data.splits import LEAVE_CATEGORY_OUT, LEAVE_ONE_OUT, EvalSplit, SplitSettings
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, CorruptModelError
 from zsrec.io import atomic_write_text
+from zsrec.manifest import write_manifest
 from zsrec.models.base import Recommender
 from zsrec.models.registry import load_model
 from zsrec.reporting import json_ready
@@ -84,7 +85,12 @@ class TrainingRecord:
         kwargs = {k: v for k, v in values.items() if k in known}
         for name in ("heldout_categories", "validation_categories", "members", "command"):
             kwargs[name] = tuple(kwargs.get(name) or ())
-        return cls(**kwargs)
+        record = cls(**kwargs)
+        if not isinstance(record.dataset, dict) or not isinstance(record.protocol, str):
+            raise TypeError("dataset must be an object and protocol a string")
+        if record.level is not None and not isinstance(record.level, int):
+            raise TypeError(f"level must be an integer, got {record.level!r}")
+        return record
 
 
 def peak_memory_mib() -> float:
@@ -159,6 +165,7 @@ def save_model_folder(
         atomic_write_text(tmp / TRAINING_FILE, json.dumps(_jsonable(record.to_dict()), indent=2) + "\n")
         if extra is not None:
             extra(tmp)
+        write_manifest(tmp)  # last, over everything the folder holds
         os.chmod(tmp, 0o755)
         old = None
         if out.exists():
@@ -184,8 +191,12 @@ def load_model_folder(directory: str | Path) -> tuple[Recommender, TrainingRecor
     directory = Path(directory)
     model = load_model(directory)
     path = directory / TRAINING_FILE
-    record = TrainingRecord.from_dict(json.loads(path.read_text())) if path.is_file() else None
-    return model, record
+    if not path.is_file():
+        return model, None
+    try:
+        return model, TrainingRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise CorruptModelError(f"{path}: not a readable training record ({' '.join(str(err).split())})") from err
 
 
 def check_evaluable(

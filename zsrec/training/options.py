@@ -7,7 +7,7 @@ import types
 import typing
 from typing import Any
 
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, split_list
 
 
 def parse_fields(cls: type, spec: str, option: str) -> dict[str, Any]:
@@ -18,9 +18,7 @@ def parse_fields(cls: type, spec: str, option: str) -> dict[str, Any]:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
+    for part in split_list(spec, option):
         key, sep, raw = (x.strip() for x in part.partition("="))
         if not sep or not raw:
             raise ConfigError(f"{option} takes field=value pairs, got {part!r}")

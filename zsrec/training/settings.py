@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from zsrec.errors import ConfigError
+from zsrec.errors import ConfigError, check_at_most
 from zsrec.training.adversarial import AdversarialSettings
 
 
@@ -73,6 +73,8 @@ class TrainingSettings:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        # far beyond useful values, below what would exhaust memory (a batch is one tensor) or the machine
+        check_at_most(self, epochs=10_000, batch_size=65_536, max_pairs=100_000_000, threads=1_024)
         for name in ("weight_decay", "min_validation_users"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
