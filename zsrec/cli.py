@@ -114,6 +114,84 @@ def split_settings_from_options(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of the text.")]
 
 
+# -- run files: --config in, --report and --mlflow out ------------------------------------------------------
+def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--config: the file's values become this command's defaults, so flags given as well override them."""
+    if value is None:
+        return None
+    from zsrec.config_file import option_defaults, read_config_file
+
+    known = [p.name for p in ctx.command.params if p.name and p.name != "config"]
+    try:
+        defaults = option_defaults(read_config_file(value), known, source=str(value))
+    except ZsrecError as err:
+        _fail(str(err))
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Read this command's options from a YAML file (keys: option names such as holdout-fraction, and "
+        "the positional argument by name; lists allowed); flags given as well override it. An unknown key is "
+        "an error. The resolved options are written into the results (and a trained model's run.yaml).",
+        is_eager=True,
+        callback=_read_config,
+        show_default=False,
+    ),
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also write a self-contained HTML report with figures (no network needed to view it) here.",
+        show_default=False,
+    ),
+]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        help="Log params, metrics and artifacts to this MLflow tracking URI (e.g. sqlite:///mlflow.db). "
+        "Default: MLFLOW_TRACKING_URI when set. Needs the tracking extra: pip install 'zsrec[tracking]'.",
+        show_default=False,
+    ),
+]
+
+
+def _resolved_options(ctx: typer.Context) -> dict[str, Any]:
+    from zsrec.config_file import resolved_config
+
+    return resolved_config({p.name: ctx.params[p.name] for p in ctx.command.params if p.name in ctx.params})
+
+
+def _tracking_uri(option: str | None) -> str | None:
+    """The MLflow store this run logs to (None: no tracking); a missing extra fails now, before any work."""
+    from zsrec.tracking import require_mlflow, tracking_uri
+
+    uri = tracking_uri(option)
+    if uri is not None:
+        require_mlflow()
+    return uri
+
+
+def _publish(result: dict[str, Any], report: Path | None, uri: str | None, reporter: LoggingReporter) -> None:
+    """The run's HTML report, then its MLflow run (which carries the report as an artifact)."""
+    if report is not None:
+        from zsrec.reports.html import write_report
+
+        with _user_errors():
+            write_report(report, result)
+        reporter.message(f"wrote {report}")
+    if uri is not None:
+        from zsrec.tracking import log_run, result_run
+
+        with _user_errors():
+            run_id = log_run(uri, result_run(result, files=[report] if report is not None else []))
+        reporter.message(f"logged MLflow run {run_id} to {uri}")
+
+
 # -- output plumbing --------------------------------------------------------------------------------------
 def _stdout() -> Console:
     # Piped output (files, tests) gets wide tables instead of rich's 80-column fallback.
@@ -201,6 +279,7 @@ def validate(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     dataset: DatasetArg,
     protocol: ProtocolOpt = "leave-category-out",
     level: LevelOpt = 1,
@@ -246,6 +325,9 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    report: ReportOpt = None,
+    mlflow: MlflowOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
     from zsrec.evaluation.draws import check_draws, run_draws
@@ -265,6 +347,8 @@ def evaluate(
         if draws is not None:
             check_draws(draws, split_settings)
         _check_out_path(out)
+        _check_out_path(report)
+        uri = _tracking_uri(mlflow)
         embeddings = _embeddings_for(names, encoder, reporter)
         args = (dataset, names, split_settings, eval_settings)
         kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
@@ -273,11 +357,13 @@ def evaluate(
             result = run_draws(*args, draws=draws, reveal=shares, **kw)
         else:
             result = run_warmup(*args, reveal=shares, **kw) if shares else run_evaluation(*args, **kw)
+    result["config"] = _resolved_options(ctx)
     console = _stdout()
     for table in evaluation_tables(result):
         console.print(table)
     if out is not None:
         _write_json(out, result, reporter)
+    _publish(result, report, uri, reporter)
 
 
 @app.command()
@@ -363,6 +449,7 @@ def demo(
     out: Annotated[
         Path | None, typer.Option(help="Also write the evaluation results as JSON here (as evaluate --out).")
     ] = None,
+    report: ReportOpt = None,
 ) -> None:
     """Launch five grocery categories the shop never sold and see who would buy them (Complete Journey)."""
     from dataclasses import replace
@@ -381,6 +468,7 @@ def demo(
     settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=encoder)
     with _user_errors():
         _check_out_path(out)
+        _check_out_path(report)
         outcome = run_demo(settings, reporter)
     console = _stdout()
     result = outcome.result
@@ -412,6 +500,29 @@ def demo(
             console.print(line, markup=False)
     if out is not None:
         _write_json(out, result, reporter)
+    if report is not None:
+        from zsrec.reports.html import write_report
+
+        with _user_errors():
+            write_report(report, result, warmup=outcome.warmup, title="zsrec demo: launching new categories")
+        reporter.message(f"wrote {report}")
+
+
+@app.command()
+def report(
+    result: Annotated[
+        Path, typer.Argument(help="A result JSON written by evaluate --out, robustness --out or demo --out.")
+    ],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.", show_default=False)],
+) -> None:
+    """Make the HTML report of a saved result: figures and run facts in one self-contained file."""
+    from zsrec.reports.html import read_result, write_report
+
+    reporter = _reporter()
+    with _user_errors():
+        _check_out_path(out)
+        write_report(out, read_result(result))
+    reporter.message(f"wrote {out}")
 
 
 @app.command("models")
@@ -467,6 +578,7 @@ ValidationLevelOpt = Annotated[
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: DatasetArg,
     model: Annotated[str, typer.Option(help="Model to train (see `zsrec models`).", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder to write the model into (created; all or nothing).")],
@@ -482,6 +594,8 @@ def train(
     training: TrainingOpt = "",
     validation_level: ValidationLevelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    mlflow: MlflowOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
 
@@ -495,6 +609,7 @@ def train(
         name = _parse_models(model, "--model", one=True, folders=False)[0]
         member_names = tuple(_parse_models(members, "--members", folders=False)) if members.strip() else ()
         check_train_request(name, members=member_names, validation_level=validation_level)
+        uri = _tracking_uri(mlflow)
         attack, overrides = parse_training_options(name, adversarial, training)
         split_settings = (
             None
@@ -514,11 +629,18 @@ def train(
             overwrite=overwrite,
             reporter=reporter,
             command=("zsrec", *sys.argv[1:]),
+            run_config=_resolved_options(ctx),
         )
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
     held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
     typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
     typer.echo(f"wrote {out}")
+    if uri is not None:
+        from zsrec.tracking import log_run, training_run
+
+        with _user_errors():
+            run_id = log_run(uri, training_run(record.to_dict(), out, config=_resolved_options(ctx)))
+        reporter.message(f"logged MLflow run {run_id} to {uri}")
 
 
 # -- robustness commands (robustness) ------------------------------------------------------------------
@@ -541,6 +663,8 @@ def robustness(
     encoder: EncoderOpt = "minilm",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0 = none).")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Write the full results as JSON here.")] = None,
+    report: ReportOpt = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Tamper with the new items' text (typos, keyword stuffing, noise, no brand) and measure the ranking damage."""
     from rich.table import Table
@@ -560,6 +684,8 @@ def robustness(
             attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
         )
         _check_out_path(out)
+        _check_out_path(report)
+        uri = _tracking_uri(mlflow)
         names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
         options = RunOptions(encoder, embeddings, reporter, ["zsrec", *sys.argv[1:]])
@@ -585,6 +711,7 @@ def robustness(
         console.print(stuffing)
     if out is not None:
         _write_json(out, result, reporter)
+    _publish(result, report, uri, reporter)
 
 
 # -- service commands (serve) --------------------------------------------------------------------------
@@ -594,6 +721,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     access_log: Annotated[bool, typer.Option(help="Log one line per request (costs CPU under heavy load).")] = True,
+    config: ConfigOpt = None,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 

@@ -156,6 +156,7 @@ def draws_document(
         ratios = baseline_ratios(docs, revealed=bool(reveal) and float(reveal[0]) > 0)
     doc = {
         "dataset": first["dataset"],
+        "dataset_fingerprint": first.get("dataset_fingerprint"),
         "protocol": {
             "name": split_settings.protocol,
             "level": split_settings.level,
