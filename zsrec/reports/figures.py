@@ -92,15 +92,16 @@ def heatmap(
 ) -> ReportFigure:
     """Rows × columns of values in [0, 1] as colours, each cell written out (blank where undefined)."""
     grid = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    fig = Figure(figsize=(min(14.0, max(WIDTH, 2.5 + 0.9 * len(columns))), _height(len(rows), 0.4)))
+    fig = Figure(figsize=(min(12.0, max(WIDTH, 2.5 + 0.9 * len(columns))), _height(len(rows), 0.3)))
     ax = fig.add_subplot()
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0.0, vmax=max(1e-9, np.nanmax(grid, initial=0)))
+    top = max(1e-9, float(np.nanmax(grid, initial=0.0)))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
     ax.set_xticks(range(len(columns)), [_short(c) for c in columns], rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_yticks(range(len(rows)), [_short(r, 48) for r in rows], fontsize=8)
     if len(rows) * len(columns) <= 200:
         for (i, j), value in np.ndenumerate(grid):
             if np.isfinite(value):
-                light = value < 0.6 * np.nanmax(grid)
+                light = value < 0.6 * top
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if light else "black")
     fig.colorbar(image, ax=ax, label=label, fraction=0.04)
     ax.set_title(title, loc="left", fontsize=10)
@@ -251,6 +252,6 @@ def _square(x: np.ndarray) -> np.ndarray:
 
 
 def _short(label: str, limit: int = 28) -> str:
-    """A category path's tail, cut to `limit` characters, for a tick label."""
-    tail = label.split(" > ")[-1]
-    return tail if len(tail) <= limit else tail[: limit - 1] + "…"
+    """A tick label: the whole category path where it fits in `limit` characters, else its last part, cut."""
+    text = label if len(label) <= limit else label.split(" > ")[-1]
+    return text if len(text) <= limit else text[: limit - 1] + "…"

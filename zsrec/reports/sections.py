@@ -17,6 +17,7 @@ from zsrec.reports import figures
 from zsrec.reports.figures import ReportFigure
 
 KINDS = ("evaluation", "draws", "warmup", "robustness", "scenarios")
+MAX_HEATMAP_CATEGORIES = 30  # more rows than this cannot be read on a page
 
 
 @dataclass(frozen=True)
@@ -162,18 +163,33 @@ def category_heatmap(docs: Sequence[Mapping[str, Any]], pool: str) -> ReportFigu
                     collected.setdefault(model, {}).setdefault(category, []).append(values[metric])
     if not collected:
         return None
-    columns = list(dict.fromkeys(c for per in collected.values() for c in per))
-    rows = list(collected)
-    matrix = [[_mean(collected[m].get(c)) for c in columns] for m in rows]
+    users = _category_users(docs, pool)
+    categories = sorted(users, key=lambda c: -users[c])
+    shown = [c for c in categories if any(c in per for per in collected.values())][:MAX_HEATMAP_CATEGORIES]
+    models = list(collected)
     over = " (mean over the draws that held it out)" if len(docs) > 1 else ""
-    return figures.heatmap(
-        matrix,
-        rows,
-        columns,
-        title=f"{metric} per held-out category, {pool} pool",
-        caption=f"Each cell: the model's {metric} on the test users of one held-out category{over}.",
-        label=metric,
+    cut = (
+        f" The {len(shown)} of {len(categories)} categories with the most test users."
+        if len(shown) < len(categories)
+        else ""
     )
+    caption = f"Each cell: the model's {metric} on the test users of one held-out category{over}.{cut}"
+    title = f"{metric} per held-out category, {pool} pool"
+    if len(shown) <= 12:
+        matrix = [[_mean(collected[m].get(c)) for c in shown] for m in models]
+        return figures.heatmap(matrix, models, shown, title=title, caption=caption, label=metric)
+    matrix = [[_mean(collected[m].get(c)) for m in models] for c in shown]  # many categories: one row each
+    return figures.heatmap(matrix, shown, models, title=title, caption=caption, label=metric)
+
+
+def _category_users(docs: Sequence[Mapping[str, Any]], pool: str) -> dict[str, int]:
+    """Test users per held-out category, summed over the documents (from the first model's breakdown)."""
+    users: dict[str, int] = {}
+    for doc in docs:
+        first = next(iter(doc["results"].values()), {})
+        for category, values in ((first.get(pool) or {}).get("per_category") or {}).items():
+            users[category] = users.get(category, 0) + int(values.get("n_users") or 0)
+    return users
 
 
 # -- many draws ---------------------------------------------------------------------------------------------
