@@ -59,7 +59,7 @@ def ndcg_bars(
     """
     models = list(values)
     ks = sorted({k for per_k in values.values() for k in per_k})
-    fig = Figure(figsize=(WIDTH, _height(len(models) * max(1, len(ks)), 0.28)))
+    fig = Figure(figsize=(WIDTH, _height(len(models) * max(1, len(ks)), 0.2)))
     ax = fig.add_subplot()
     height = 0.8 / max(1, len(ks))
     for j, k in enumerate(ks):
@@ -77,7 +77,7 @@ def ndcg_bars(
     ax.set_title(title, loc="left", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     if len(ks) > 1:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ReportFigure(title, caption, _png(fig))
 
 
@@ -154,7 +154,7 @@ def lines(
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ReportFigure(title, caption, _png(fig))
 
 
@@ -192,7 +192,7 @@ def grouped_bars(
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ReportFigure(title, caption, _png(fig))
 
 

@@ -198,13 +198,22 @@ def draws_sections(doc: Mapping[str, Any]) -> list[Section]:
     when several reveal shares ran."""
     values = doc.get("reveal_values") or []
     if len(values) > 1:
-        lines = _median_lines(doc)
         docs = [d["reveal"][values[0]] for d in doc["draws"]]
         ratios = doc["ratio_to_strongest_baseline"][values[0]]
-        sections = [Section("Warm-up over the draws", (lines,))]
+        sections = [Section("Warm-up over the draws", (warmup_median_figure(doc),))]
         title = f"Over the draws, reveal {values[0]}"
     else:
         docs, ratios, sections, title = list(doc["draws"]), doc["ratio_to_strongest_baseline"], [], "Over the draws"
+    sections.append(Section(title, tuple(draws_figures(docs, ratios))))
+    pools = _pools(docs[0]["results"])
+    maps = [f for f in (category_heatmap(docs, p) for p in pools) if f is not None]
+    if maps:
+        sections.append(Section("Per held-out category", tuple(maps)))
+    return sections
+
+
+def draws_figures(docs: Sequence[Mapping[str, Any]], ratios: Mapping[str, Any] | None) -> list[ReportFigure]:
+    """Each model's metric over the draws, and (where a baseline ran) its ratio to the strongest baseline."""
     pool, metric = (ratios["pool"], ratios["metric"]) if ratios else (_pools(docs[0]["results"])[0], "ndcg@10")
     per_model = {m: [d["results"].get(m, {}).get(pool, {}).get(metric) for d in docs] for m in docs[0]["results"]}
     spread = [
@@ -226,15 +235,11 @@ def draws_sections(doc: Mapping[str, Any]) -> list[Section]:
                 reference=1.0,
             )
         )
-    sections.append(Section(title, tuple(spread)))
-    pools = _pools(docs[0]["results"])
-    maps = [f for f in (category_heatmap(docs, p) for p in pools) if f is not None]
-    if maps:
-        sections.append(Section("Per held-out category", tuple(maps)))
-    return sections
+    return spread
 
 
-def _median_lines(doc: Mapping[str, Any]) -> ReportFigure:
+def warmup_median_figure(doc: Mapping[str, Any]) -> ReportFigure:
+    """A many-draw warm-up document's median NDCG@10 by reveal share, one line per model."""
     values = doc["reveal_values"]
     first = doc["summary"][values[0]]
     pool = "new" if "new" in next(iter(first.values())) else "all"
