@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 CATEGORIES = ["Outdoor > Tents", "Kitchen > Knives", "Garden > Seeds"]
@@ -132,3 +134,33 @@ def scenarios_doc() -> dict[str, Any]:
         "machine": "x86_64, 2 CPUs",
         "seconds": 60.0,
     }
+
+
+def warmup_doc() -> dict[str, Any]:
+    """The warm-up form with two reveal shares (what `evaluate --reveal 0.01,0.05` and the demo write)."""
+    docs = {}
+    for value, shift in (("0.01", 0.1), ("0.05", 0.2)):
+        doc = evaluation_doc(shift, pools=("new",))
+        doc["protocol"]["reveal"] = {"value": value, "share": float(value), "n_revealed_users": 3}
+        docs[value] = doc
+    return {"dataset": "tiny-shop", "reveal_values": list(docs), "reveal": docs, "encoder": "hashing"}
+
+
+# -- reading a report back ------------------------------------------------------------------------------
+IMG = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def images(page: str) -> list[bytes]:
+    return [base64.b64decode(data) for data in IMG.findall(page)]
+
+
+def section_titles(page: str) -> list[str]:
+    return re.findall(r"<h2>([^<]+)</h2>", page)
+
+
+def assert_self_contained(page: str) -> None:
+    """No src or href pointing anywhere but into the page itself, and no script."""
+    assert "<script" not in page.lower()
+    for attribute in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
+        assert attribute.startswith("data:image/png;base64,") or attribute.startswith("#"), attribute[:60]
+    assert "http://" not in page and "https://" not in page

@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from pathlib import Path
 
 import pytest
-from report_docs import draws_doc, evaluation_doc, robustness_doc, scenarios_doc
+from report_docs import (
+    assert_self_contained,
+    draws_doc,
+    evaluation_doc,
+    images,
+    robustness_doc,
+    scenarios_doc,
+    section_titles,
+    warmup_doc,
+)
 from typer.testing import CliRunner
 
 from zsrec.cli import app
 from zsrec.errors import ConfigError
 from zsrec.reports.html import report_html, write_report
-from zsrec.reports.sections import report_kind
+from zsrec.reports.sections import ndcg_figure, report_kind
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-IMG = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-
-
-def images(page: str) -> list[bytes]:
-    return [base64.b64decode(data) for data in IMG.findall(page)]
-
-
-def section_titles(page: str) -> list[str]:
-    return re.findall(r"<h2>([^<]+)</h2>", page)
-
-
-def assert_self_contained(page: str) -> None:
-    """No src or href pointing anywhere but into the page itself, and no script."""
-    assert "<script" not in page.lower()
-    for attribute in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page):
-        assert attribute.startswith("data:image/png;base64,") or attribute.startswith("#"), attribute[:60]
-    assert "http://" not in page and "https://" not in page
 
 
 def test_an_evaluation_report_shows_ci_bars_per_pool_and_a_category_heatmap() -> None:
@@ -72,9 +62,20 @@ def test_robustness_and_scenario_reports_have_their_figures() -> None:
     assert_self_contained(scenarios)
 
 
+def test_warm_up_reports_draw_ndcg_by_share_revealed() -> None:
+    page = report_html(warmup_doc())
+    assert section_titles(page)[:2] == ["Run facts", "Warm-up"] and "by share of adopters revealed" in page
+    demo = report_html(evaluation_doc(), warmup=warmup_doc(), title="zsrec demo")
+    assert section_titles(demo)[-1] == "After launch: as the first buyers arrive"
+    assert len(images(demo)) == 5  # two pools' bars and heatmaps, then the launch story
+    assert_self_contained(demo)
+
+
 def test_the_same_numbers_give_the_same_figures() -> None:
-    assert images(report_html(evaluation_doc())) == images(report_html(evaluation_doc()))
-    assert images(report_html(evaluation_doc(0.1)))[0] != images(report_html(evaluation_doc()))[0]
+    def figure(shift: float) -> bytes:
+        return ndcg_figure(evaluation_doc(shift)["results"], "new").png
+
+    assert figure(0.0) == figure(0.0) and figure(0.1) != figure(0.0)
 
 
 def test_a_document_that_is_no_result_is_refused() -> None:
