@@ -41,8 +41,14 @@ def test_an_evaluation_report_shows_ci_bars_per_pool_and_a_category_heatmap() ->
 
 def test_a_draws_report_shows_the_spread_the_ratio_and_the_categories_over_draws() -> None:
     page = report_html(draws_doc())
-    assert section_titles(page) == ["Run facts", "Over the draws", "Per held-out category"]
-    assert len(images(page)) == 3
+    assert section_titles(page) == [
+        "Run facts",
+        "Over the draws",
+        "NDCG@k per model in each draw, 95% CI",
+        "Per held-out category",
+    ]
+    assert len(images(page)) == 6  # spread, ratio, one CI figure per draw, heatmap
+    assert "NDCG@k on the new pool (draw 3, seed 2)" in page
     assert "Ratio to the strongest baseline of each draw" in page and "over 3 draws" in page
     assert "seeds 0, 1, 2" in page
     assert_self_contained(page)

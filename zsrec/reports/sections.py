@@ -18,6 +18,7 @@ from zsrec.reports.figures import ReportFigure
 
 KINDS = ("evaluation", "draws", "warmup", "robustness", "scenarios")
 MAX_HEATMAP_CATEGORIES = 30  # more rows than this cannot be read on a page
+MAX_DRAW_FIGURES = 5  # per-draw CI figures shown; the spread figures cover every draw
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ def evaluation_sections(doc: Mapping[str, Any]) -> list[Section]:
     return sections
 
 
-def ndcg_figure(results: Mapping[str, Any], pool: str) -> ReportFigure:
+def ndcg_figure(results: Mapping[str, Any], pool: str, *, which: str = "") -> ReportFigure:
+    """NDCG@k per model on one pool with its CIs; `which` names the draw in the title."""
     values: dict[str, dict[int, float | None]] = {}
     cis: dict[str, dict[int, Any]] = {}
     for model, per_pool in results.items():
@@ -145,7 +147,7 @@ def ndcg_figure(results: Mapping[str, Any], pool: str) -> ReportFigure:
     return figures.ndcg_bars(
         values,
         cis,
-        title=f"NDCG@k on the {pool} pool",
+        title=f"NDCG@k on the {pool} pool{which}",
         caption=f"{_POOLS.get(pool, pool)} Error bars: 95% bootstrap confidence interval over test users.",
     )
 
@@ -206,6 +208,13 @@ def draws_sections(doc: Mapping[str, Any]) -> list[Section]:
         docs, ratios, sections, title = list(doc["draws"]), doc["ratio_to_strongest_baseline"], [], "Over the draws"
     sections.append(Section(title, tuple(draws_figures(docs, ratios))))
     pools = _pools(docs[0]["results"])
+    bars = [
+        ndcg_figure(d["results"], pool, which=f" (draw {i + 1}, seed {d['protocol']['seed']})")
+        for i, d in enumerate(docs[:MAX_DRAW_FIGURES])
+        for pool in pools
+    ]
+    more = f"The first {MAX_DRAW_FIGURES} of {len(docs)} draws." if len(docs) > MAX_DRAW_FIGURES else ""
+    sections.append(Section("NDCG@k per model in each draw, 95% CI", tuple(bars), note=more))
     maps = [f for f in (category_heatmap(docs, p) for p in pools) if f is not None]
     if maps:
         sections.append(Section("Per held-out category", tuple(maps)))
