@@ -242,14 +242,14 @@ def _reporter() -> LoggingReporter:
     return console_logging(_stderr())
 
 
-def _check_out_path(out: Path | None) -> None:
-    """Refuse an --out that could not be written, before any work is done."""
+def _check_out_path(out: Path | None, option: str = "--out") -> None:
+    """Refuse an --out (or other output `option`) that could not be written, before any work is done."""
     from zsrec.io import check_out_writable
 
     if out is None:
         return
     try:
-        check_out_writable(out)
+        check_out_writable(out, option=option)
     except ZsrecError as exc:
         _fail(str(exc))
 
@@ -347,7 +347,7 @@ def evaluate(
         if draws is not None:
             check_draws(draws, split_settings)
         _check_out_path(out)
-        _check_out_path(report)
+        _check_out_path(report, "--report")
         uri = _tracking_uri(mlflow)
         embeddings = _embeddings_for(names, encoder, reporter)
         args = (dataset, names, split_settings, eval_settings)
@@ -468,7 +468,7 @@ def demo(
     settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=encoder)
     with _user_errors():
         _check_out_path(out)
-        _check_out_path(report)
+        _check_out_path(report, "--report")
         outcome = run_demo(settings, reporter)
     console = _stdout()
     result = outcome.result
@@ -684,7 +684,7 @@ def robustness(
             attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
         )
         _check_out_path(out)
-        _check_out_path(report)
+        _check_out_path(report, "--report")
         uri = _tracking_uri(mlflow)
         names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
