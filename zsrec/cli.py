@@ -176,8 +176,20 @@ def _tracking_uri(option: str | None) -> str | None:
     return uri
 
 
-def _publish(result: dict[str, Any], report: Path | None, uri: str | None, reporter: LoggingReporter) -> None:
-    """The run's HTML report, then its MLflow run (which carries the report as an artifact)."""
+def _check_outputs(out: Path | None, report: Path | None, mlflow: str | None) -> str | None:
+    """Refuse unwritable --out and --report paths and a tracking request without MLflow, before any work;
+    returns the MLflow store to log to (None: no tracking)."""
+    _check_out_path(out)
+    _check_out_path(report, "--report")
+    return _tracking_uri(mlflow)
+
+
+def _save_outputs(
+    result: dict[str, Any], out: Path | None, report: Path | None, uri: str | None, reporter: LoggingReporter
+) -> None:
+    """The result JSON (--out), the HTML report, then the MLflow run (which carries both as artifacts)."""
+    if out is not None:
+        _write_json(out, result, reporter)
     if report is not None:
         from zsrec.reports.html import write_report
 
@@ -346,9 +358,7 @@ def evaluate(
         shares = check_reveal(parse_reveal(reveal), split_settings) if reveal is not None else ()
         if draws is not None:
             check_draws(draws, split_settings)
-        _check_out_path(out)
-        _check_out_path(report, "--report")
-        uri = _tracking_uri(mlflow)
+        uri = _check_outputs(out, report, mlflow)
         embeddings = _embeddings_for(names, encoder, reporter)
         args = (dataset, names, split_settings, eval_settings)
         kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
@@ -361,9 +371,7 @@ def evaluate(
     console = _stdout()
     for table in evaluation_tables(result):
         console.print(table)
-    if out is not None:
-        _write_json(out, result, reporter)
-    _publish(result, report, uri, reporter)
+    _save_outputs(result, out, report, uri, reporter)
 
 
 @app.command()
@@ -683,9 +691,7 @@ def robustness(
         settings = RobustnessSettings(
             attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
         )
-        _check_out_path(out)
-        _check_out_path(report, "--report")
-        uri = _tracking_uri(mlflow)
+        uri = _check_outputs(out, report, mlflow)
         names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
         options = RunOptions(encoder, embeddings, reporter, ["zsrec", *sys.argv[1:]])
@@ -709,9 +715,7 @@ def robustness(
                 name, f"{s['mean_rank_gain']:.1f}", f"{s[f'top{k}_share']:.3f}", f"{s[f'top{k}_share_clean']:.3f}"
             )
         console.print(stuffing)
-    if out is not None:
-        _write_json(out, result, reporter)
-    _publish(result, report, uri, reporter)
+    _save_outputs(result, out, report, uri, reporter)
 
 
 # -- service commands (serve) --------------------------------------------------------------------------
