@@ -161,9 +161,12 @@ MlflowOpt = Annotated[
 
 
 def _resolved_options(ctx: typer.Context) -> dict[str, Any]:
+    """The command's final option values, as `--config` reads them back; the tracking URI is left out (where a
+    run is logged is not part of the run, and a URI can carry credentials)."""
     from zsrec.config_file import resolved_config
 
-    return resolved_config({p.name: ctx.params[p.name] for p in ctx.command.params if p.name in ctx.params})
+    values = {p.name: ctx.params[p.name] for p in ctx.command.params if p.name in ctx.params}
+    return resolved_config(values, leave_out=("config", "mlflow"))
 
 
 def _tracking_uri(option: str | None) -> str | None:
