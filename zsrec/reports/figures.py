@@ -102,7 +102,8 @@ def heatmap(
         for (i, j), value in np.ndenumerate(grid):
             if np.isfinite(value):
                 light = value < 0.6 * top
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if light else "black")
+                text = f"{value:.2f}" if top >= 0.1 else f"{value:.3f}"  # small NDCGs keep a digit
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if light else "black")
     fig.colorbar(image, ax=ax, label=label, fraction=0.04)
     ax.set_title(title, loc="left", fontsize=10)
     return ReportFigure(title, caption, _png(fig))
