@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup demo test lint bench bench-new-category bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day bench-scale clean
+.PHONY: setup demo test lint bench bench-new-category bench-figures bench-all bench-finetune bench-ensemble bench-robustness bench-adversarial bench-scenarios bench-serving bench-encoders bench-fuzz bench-launch-day bench-scale clean
 
 $(BIN)/zsrec: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,14 @@ bench-scenarios: setup
 
 bench-serving: setup
 	nice -n 10 $(BIN)/python benchmarks/serving.py
+
+# The sections and their figures (docs/benchmarks/figures/*.png) again from the saved JSON, in a minute: no
+# benchmark is rerun. Run it after changing how a section or a figure is drawn.
+bench-figures: setup
+	$(BIN)/python benchmarks/launch.py --render-only
+	$(BIN)/python benchmarks/new_category.py --render-only
+	$(BIN)/python benchmarks/robustness.py --render-only
+	$(BIN)/python benchmarks/scenarios.py --render-only
 
 # The text encoder on CPU: sentence-transformers, zsrec torch, ONNX fp32 and int8 (speed, NDCG, memory).
 bench-encoders: setup

@@ -1,4 +1,4 @@
-"""What every benchmark script shares: its own section of docs/benchmarks.md, and the machine line."""
+"""What every benchmark script shares: its own section of docs/benchmarks.md, its figures, and the machine line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zsrec.io import atomic_write_text
+from zsrec.io import atomic_write_bytes, atomic_write_text
+from zsrec.reports.figures import ReportFigure
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
@@ -34,3 +35,13 @@ def machine_line(minutes: float | None = None) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}. "
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.{run}"
     )
+
+
+FIGURES = REPO / "docs" / "benchmarks" / "figures"
+
+
+def figure_markdown(figure: ReportFigure, name: str) -> str:
+    """Write a report figure as docs/benchmarks/figures/NAME.png (atomically) and return its Markdown image line,
+    relative to docs/benchmarks.md; a figure made again from the same numbers is the same file."""
+    atomic_write_bytes(FIGURES / f"{name}.png", figure.png)
+    return f"![{figure.title}](benchmarks/figures/{name}.png)"

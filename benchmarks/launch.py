@@ -34,7 +34,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from common import REPO, machine_line, write_section  # noqa: E402
+from common import REPO, figure_markdown, machine_line, write_section  # noqa: E402
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import SplitSettings, make_split  # noqa: E402
@@ -45,6 +45,7 @@ from zsrec.evaluation.run import run_evaluation  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
 from zsrec.models.registry import ModelContext, build_model, load_model  # noqa: E402
+from zsrec.reports.sections import draws_figures, warmup_median_figure  # noqa: E402
 
 AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
 OUT = REPO / "docs" / "benchmarks" / "launch"
@@ -270,7 +271,11 @@ def with_lightfm(doc: dict, halves: list[dict]) -> dict:
         v / d["results"][b]["new"]["ndcg@10"] for v, d, b in zip(values, doc["draws"], strongest, strict=True)
     ]
     doc["ratio_to_strongest_baseline"] = {
+        "pool": "new",
+        "metric": "ndcg@10",
+        "baselines": ["tfidf", "bm25", "lightfm"],
         "strongest": strongest,
+        "per_draw": ratios,
         "summary": {m: _stats(r) for m, r in ratios.items()},
     }
     return doc
@@ -307,10 +312,14 @@ def render() -> str:
             out += [f"### At launch: {title}, {LAUNCH_DRAWS} seeded 20% draws (new pool)", ""]
             models = NAMED_MODELS if "lightfm" in docs[stage]["summary"] else LAUNCH_MODELS
             out += draws_table(docs[stage], models) + [""] + per_draw_table(docs[stage], models) + [""]
+            ratios = docs[stage]["ratio_to_strongest_baseline"]
+            ratio_figure = draws_figures(docs[stage]["draws"], ratios)[-1]
+            out += [figure_markdown(ratio_figure, f"{stage}-ratio"), ""]
     for stage, title in (("warmup-amazon1", "Amazon Scientific, level 1"), ("warmup-cj2", "Complete Journey, level 2")):
         if stage in docs:
             out += [f"### Warm-up: {title}, {WARMUP_DRAWS} draws, median NDCG@10 of the users not revealed", ""]
             out += warmup_table(docs[stage]) + [""]
+            out += [figure_markdown(warmup_median_figure(docs[stage]), stage), ""]
     if "named" in docs:
         for shop_name, title in (
             ("amazon", "Amazon Scientific, four level-1 categories"),

@@ -33,7 +33,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from common import write_section  # noqa: E402
+from common import figure_markdown, write_section  # noqa: E402
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import LEAVE_ONE_OUT, SplitSettings  # noqa: E402
@@ -43,6 +43,7 @@ from zsrec.evaluation.evaluate import EvalSettings  # noqa: E402
 from zsrec.evaluation.run import run_evaluation  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
+from zsrec.reports.sections import ndcg_figure  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
@@ -263,6 +264,8 @@ def render(docs: dict) -> str:
         "",
         table(docs["scientific_lco"], ("new", "all"), KS),
         "",
+        figure_markdown(ndcg_figure(docs["scientific_lco"]["results"], "new"), "new-category-scientific"),
+        "",
         tuning_line(docs["scientific_lco"]),
     ]
     if "completejourney_lco" in docs:
@@ -272,6 +275,8 @@ def render(docs: dict) -> str:
             protocol_line(docs["completejourney_lco"]),
             "",
             table(docs["completejourney_lco"], ("new", "all"), KS),
+            "",
+            figure_markdown(ndcg_figure(docs["completejourney_lco"]["results"], "new"), "new-category-completejourney"),
             "",
             tuning_line(docs["completejourney_lco"]),
         ]

@@ -1,6 +1,7 @@
 """Benchmark: how new-item rankings hold up when sellers tamper with titles (typos, keyword stuffing, noise, no brand).
 
     .venv/bin/python benchmarks/robustness.py          # 24 min on 2 cores (measured 2026-11-28, light load)
+    .venv/bin/python benchmarks/robustness.py --render-only   # the section and its figures from the saved JSON
 
 Runs `zsrec.robustness.run_robustness` on
   1. Amazon Scientific (../shared/data/amazon-scientific), leave-category-out at level 1 with the four held-out
@@ -25,7 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import common  # noqa: E402
-from common import write_section  # noqa: E402
+from common import BENCHMARKS_MD, figure_markdown, write_section  # noqa: E402
 
 from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import SplitSettings  # noqa: E402
@@ -33,6 +34,7 @@ from zsrec.demo import DemoSettings, keep_popular_items  # noqa: E402
 from zsrec.evaluation.run import RunOptions  # noqa: E402
 from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
+from zsrec.reports.sections import robustness_sections  # noqa: E402
 from zsrec.robustness.attacks import ATTACKS  # noqa: E402
 from zsrec.robustness.evaluate import RobustnessSettings  # noqa: E402
 from zsrec.robustness.run import run_robustness  # noqa: E402
@@ -94,6 +96,8 @@ def tables(doc: dict) -> str:
                 f"| {model} | {s['mean_rank_gain']:.1f} | {s['median_rank_gain']:.1f} | "
                 f"{s[f'top{k}_share']:.3f} | {s[f'top{k}_share_clean']:.3f} |"
             )
+    drop = robustness_sections(doc)[0].figures[-1]  # the drop per perturbation, with its CIs
+    lines += ["", figure_markdown(drop, f"robustness-{doc['dataset'].split(':')[0].split('/')[-1]}")]
     examples = doc["examples"].get("stuffing", [])[:1] + doc["examples"].get("typos", [])[:1]
     if examples:
         lines += ["", "Examples: " + "; ".join(f"“{e['before']}” → “{e['after']}”" for e in examples)]
@@ -104,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-completejourney", action="store_true", help="only the Amazon Scientific run")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models (default: %(default)s)")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the section from docs/benchmarks/robustness.json"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        docs = json.loads((REPO / "docs" / "benchmarks" / "robustness.json").read_text())
+        write_section("robustness", section(docs, saved_run_line()))
+        return 0
     if not (AMAZON / "Scientific.item.json").exists():
         print(f"error: {AMAZON} not found; the benchmark reads ../shared/data/amazon-scientific", file=sys.stderr)
         return 2
@@ -129,10 +140,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"complete journey done ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
     minutes = (time.perf_counter() - started) / 60
     atomic_write_text(REPO / "docs" / "benchmarks" / "robustness.json", json.dumps(docs, indent=1))
+    run_line = f"Command: `{COMMAND}` (library: `zsrec robustness DATASET --models ...`). {machine_line(minutes)}"
+    write_section("robustness", section(docs, run_line))
+    print(f"wrote docs/benchmarks.md (robustness) in {minutes:.1f} min")
+    return 0
+
+
+def saved_run_line() -> str:
+    """The section's run line as the last full run wrote it (machine, date, minutes are not in the JSON)."""
+    text = BENCHMARKS_MD.read_text()
+    part = text.split("<!-- robustness:start -->", 1)[-1].split("<!-- robustness:end -->", 1)[0]
+    return next((line for line in part.splitlines() if line.startswith("Command: `")), f"Command: `{COMMAND}`.")
+
+
+def section(docs: dict, run_line: str) -> str:
     md = [
         "## Robustness to tampered titles (`benchmarks/robustness.py`)",
         "",
-        f"Command: `{COMMAND}` (library: `zsrec robustness DATASET --models ...`). {machine_line(minutes)}",
+        run_line,
         "Only the new (held-out) items' text is perturbed; each model is refitted on the same training "
         "interactions with the tampered catalog. NDCG@10 on the new pool; drop = clean − attacked, "
         "with a paired bootstrap CI over users.",
@@ -140,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     titles = {"scientific": "Amazon Scientific", "completejourney": "Complete Journey"}
     for name, doc in docs.items():
         md += ["", f"### {titles[name]}", tables(doc)]
-    write_section("robustness", "\n".join(md))
-    print(f"wrote docs/benchmarks.md (robustness) in {minutes:.1f} min")
-    return 0
+    return "\n".join(md)
 
 
 if __name__ == "__main__":

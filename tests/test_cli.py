@@ -76,6 +76,8 @@ def test_evaluate_finds_new_items_and_writes_the_json(
     doc = json.loads(out.read_text())
     assert set(doc) == {
         "dataset",
+        "dataset_fingerprint",
+        "config",
         "protocol",
         "results",
         "models",

@@ -134,6 +134,7 @@ def test_result_document_shape(shop_dir: Path) -> None:
     )
     assert set(result) == {
         "dataset",
+        "dataset_fingerprint",
         "protocol",
         "results",
         "models",
@@ -143,6 +144,7 @@ def test_result_document_shape(shop_dir: Path) -> None:
         "created",
         "command",
     }
+    assert result["dataset_fingerprint"]["n_items"] == 80 and len(result["dataset_fingerprint"]["items_sha256"]) == 64
     protocol = result["protocol"]
     assert protocol["name"] == "leave-category-out" and protocol["level"] == 2
     assert sorted(protocol["heldout_categories"]) == sorted(f"{t} > {c[1][0]}" for t, c in THEMES.items())

@@ -178,6 +178,99 @@ def _dataset_arg(dataset: str, category_separator: str | None, reporter: Logging
     return data
 
 
+# -- run files: --config in, --report and --mlflow out ------------------------------------------------------
+def _read_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--config: the file's values become this command's defaults, so flags given as well override them."""
+    if value is None:
+        return None
+    from zsrec.config_file import option_defaults, read_config_file
+
+    known = [p.name for p in ctx.command.params if p.name and p.name != "config"]
+    try:
+        defaults = option_defaults(read_config_file(value), known, source=str(value))
+    except ZsrecError as err:
+        _fail(str(err))
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Read this command's options from a YAML file (keys: option names such as holdout-fraction, and "
+        "the positional argument by name; lists allowed); flags given as well override it. An unknown key is "
+        "an error. The resolved options are written into the results (and a trained model's run.yaml).",
+        is_eager=True,
+        callback=_read_config,
+        show_default=False,
+    ),
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also write a self-contained HTML report with figures (no network needed to view it) here.",
+        show_default=False,
+    ),
+]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        help="Log params, metrics and artifacts to this MLflow tracking URI (e.g. sqlite:///mlflow.db). "
+        "Default: MLFLOW_TRACKING_URI when set. Needs the tracking extra: pip install 'zsrec[tracking]'.",
+        show_default=False,
+    ),
+]
+
+
+def _resolved_options(ctx: typer.Context) -> dict[str, Any]:
+    """The command's final option values, as `--config` reads them back; the tracking URI is left out (where a
+    run is logged is not part of the run, and a URI can carry credentials)."""
+    from zsrec.config_file import resolved_config
+
+    values = {p.name: ctx.params[p.name] for p in ctx.command.params if p.name in ctx.params}
+    return resolved_config(values, leave_out=("config", "mlflow"))
+
+
+def _tracking_uri(option: str | None) -> str | None:
+    """The MLflow store this run logs to (None: no tracking); a missing extra fails now, before any work."""
+    from zsrec.tracking import require_mlflow, tracking_uri
+
+    uri = tracking_uri(option)
+    if uri is not None:
+        require_mlflow()
+    return uri
+
+
+def _check_outputs(out: Path | None, report: Path | None, mlflow: str | None) -> str | None:
+    """Refuse unwritable --out and --report paths and a tracking request without MLflow, before any work;
+    returns the MLflow store to log to (None: no tracking)."""
+    _check_out_path(out)
+    _check_out_path(report, "--report")
+    return _tracking_uri(mlflow)
+
+
+def _save_outputs(
+    result: dict[str, Any], out: Path | None, report: Path | None, uri: str | None, reporter: LoggingReporter
+) -> None:
+    """The result JSON (--out), the HTML report, then the MLflow run (which carries both as artifacts)."""
+    if out is not None:
+        _write_json(out, result, reporter)
+    if report is not None:
+        from zsrec.reports.html import write_report
+
+        with _user_errors():
+            write_report(report, result)
+        reporter.message(f"wrote {report}")
+    if uri is not None:
+        from zsrec.tracking import log_run, result_run
+
+        with _user_errors():
+            run_id = log_run(uri, result_run(result, files=[report] if report is not None else []))
+        reporter.message(f"logged MLflow run {run_id} to {uri}")
+
+
 # -- output plumbing --------------------------------------------------------------------------------------
 def _stdout() -> Console:
     # Piped output (files, tests) gets wide tables instead of rich's 80-column fallback.
@@ -231,14 +324,14 @@ def _reporter() -> LoggingReporter:
     return console_logging(_stderr())
 
 
-def _check_out_path(out: Path | None) -> None:
-    """Refuse an --out that could not be written, before any work is done."""
+def _check_out_path(out: Path | None, option: str = "--out") -> None:
+    """Refuse an --out (or other output `option`) that could not be written, before any work is done."""
     from zsrec.io import check_out_writable
 
     if out is None:
         return
     try:
-        check_out_writable(out)
+        check_out_writable(out, option=option)
     except ZsrecError as exc:
         _fail(str(exc))
 
@@ -269,6 +362,7 @@ def validate(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     dataset: DatasetArg,
     protocol: ProtocolOpt = "leave-category-out",
     level: LevelOpt = 1,
@@ -325,6 +419,9 @@ def evaluate(
         ),
     ] = None,
     category_separator: CategorySeparatorOpt = None,
+    report: ReportOpt = None,
+    mlflow: MlflowOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Evaluate models on items they never saw interactions for, ranking every candidate (full ranking)."""
     from zsrec.evaluation.draws import check_draws, run_draws
@@ -346,7 +443,7 @@ def evaluate(
         shares = check_reveal(parse_reveal(reveal), split_settings) if reveal is not None else ()
         if draws is not None:
             check_draws(draws, split_settings)
-        _check_out_path(out)
+        uri = _check_outputs(out, report, mlflow)
         embeddings = _embeddings_for(names, encoder, reporter)
         args = (_dataset_arg(dataset, category_separator, reporter), names, split_settings, eval_settings)
         kw: dict[str, Any] = {"encoder": encoder, "embeddings": embeddings, "reporter": reporter}
@@ -355,11 +452,11 @@ def evaluate(
             result = run_draws(*args, draws=draws, reveal=shares, **kw)
         else:
             result = run_warmup(*args, reveal=shares, **kw) if shares else run_evaluation(*args, **kw)
+    result["config"] = _resolved_options(ctx)
     console = _stdout()
     for table in evaluation_tables(result):
         console.print(table)
-    if out is not None:
-        _write_json(out, result, reporter)
+    _save_outputs(result, out, report, uri, reporter)
 
 
 @app.command()
@@ -563,6 +660,7 @@ def demo(
     out: Annotated[
         Path | None, typer.Option(help="Also write the evaluation results as JSON here (as evaluate --out).")
     ] = None,
+    report: ReportOpt = None,
 ) -> None:
     """Launch five grocery categories the shop never sold and see who would buy them (Complete Journey)."""
     from dataclasses import replace
@@ -581,6 +679,7 @@ def demo(
     with _user_errors():
         settings = replace(DemoSettings.fast() if fast else DemoSettings(), encoder=_encoder_spec(encoder, precision))
         _check_out_path(out)
+        _check_out_path(report, "--report")
         outcome = run_demo(settings, reporter)
     console = _stdout()
     result = outcome.result
@@ -612,6 +711,29 @@ def demo(
             console.print(line, markup=False)
     if out is not None:
         _write_json(out, result, reporter)
+    if report is not None:
+        from zsrec.reports.html import write_report
+
+        with _user_errors():
+            write_report(report, result, warmup=outcome.warmup, title="zsrec demo: launching new categories")
+        reporter.message(f"wrote {report}")
+
+
+@app.command()
+def report(
+    result: Annotated[
+        Path, typer.Argument(help="A result JSON written by evaluate --out, robustness --out or demo --out.")
+    ],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.", show_default=False)],
+) -> None:
+    """Make the HTML report of a saved result: figures and run facts in one self-contained file."""
+    from zsrec.reports.html import read_result, write_report
+
+    reporter = _reporter()
+    with _user_errors():
+        _check_out_path(out)
+        write_report(out, read_result(result))
+    reporter.message(f"wrote {out}")
 
 
 @app.command("models")
@@ -667,6 +789,7 @@ ValidationLevelOpt = Annotated[
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: DatasetArg,
     model: Annotated[str, typer.Option(help="Model to train (see `zsrec models`).", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder to write the model into (created; all or nothing).")],
@@ -684,6 +807,8 @@ def train(
     validation_level: ValidationLevelOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
     category_separator: CategorySeparatorOpt = None,
+    mlflow: MlflowOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train a model and save it as a folder that `evaluate --models FOLDER` reads (and `serve`, for text models).
 
@@ -698,6 +823,7 @@ def train(
         name = _parse_models(model, "--model", one=True, folders=False)[0]
         member_names = tuple(_parse_models(members, "--members", folders=False)) if members.strip() else ()
         check_train_request(name, members=member_names, validation_level=validation_level)
+        uri = _tracking_uri(mlflow)
         attack, overrides = parse_training_options(name, adversarial, training)
         split_settings = (
             None
@@ -717,11 +843,18 @@ def train(
             overwrite=overwrite,
             reporter=reporter,
             command=("zsrec", *sys.argv[1:]),
+            run_config=_resolved_options(ctx),
         )
     params = f", {record.n_trainable_params:,} trainable parameters" if record.n_trainable_params else ""
     held = f"; held out {'; '.join(record.heldout_categories)}" if record.heldout_categories else ""
     typer.echo(f"trained {name} in {record.train_seconds:.1f}s{params}{held}")
     typer.echo(f"wrote {out}")
+    if uri is not None:
+        from zsrec.tracking import log_run, training_run
+
+        with _user_errors():
+            run_id = log_run(uri, training_run(record.to_dict(), out, config=_resolved_options(ctx)))
+        reporter.message(f"logged MLflow run {run_id} to {uri}")
 
 
 @app.command()
@@ -794,6 +927,8 @@ def robustness(
     encoder: EncoderOpt = "minilm",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0 = none).")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Write the full results as JSON here.")] = None,
+    report: ReportOpt = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Tamper with the new items' text (typos, keyword stuffing, noise, no brand) and measure the ranking damage."""
     from rich.table import Table
@@ -812,7 +947,7 @@ def robustness(
         settings = RobustnessSettings(
             attacks=parse_attacks(attacks), attack=attack, k=k, n_bootstrap=bootstrap, seed=seed
         )
-        _check_out_path(out)
+        uri = _check_outputs(out, report, mlflow)
         names = _parse_models(models)
         embeddings = _embeddings_for(names, encoder, reporter)
         options = RunOptions(encoder, embeddings, reporter, ["zsrec", *sys.argv[1:]])
@@ -836,8 +971,7 @@ def robustness(
                 name, f"{s['mean_rank_gain']:.1f}", f"{s[f'top{k}_share']:.3f}", f"{s[f'top{k}_share_clean']:.3f}"
             )
         console.print(stuffing)
-    if out is not None:
-        _write_json(out, result, reporter)
+    _save_outputs(result, out, report, uri, reporter)
 
 
 # -- service commands (serve) --------------------------------------------------------------------------
@@ -863,6 +997,7 @@ def serve(
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Allow a non-loopback --host without API keys (anyone can write).")
     ] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Serve recommendations, live item updates, similar items and audiences over HTTP (docs at /docs).
 
@@ -891,8 +1026,8 @@ def serve(
         from zsrec.service.security import check_bind
         from zsrec.service.served import check_servable
 
-        config = ServiceConfig.from_env(api_keys_file=api_keys_file, access_log=access_log)
-        check_bind(host, config.access, insecure=insecure)
+        service_config = ServiceConfig.from_env(api_keys_file=api_keys_file, access_log=access_log)
+        check_bind(host, service_config.access, insecure=insecure)
         check_service(model_dir)  # a wrong or damaged folder is one error line, not a traceback from the server
         manifest = Manifest.read(model_dir)
         check_servable(model_dir)  # so is a model that cannot be served
@@ -905,7 +1040,8 @@ def serve(
 
     configure_access_log()
     # uvicorn's own access log is off: the app logs each request as JSON, with its request id
-    uvicorn.run(create_app(model_dir, config), host=host, port=port, workers=1, log_level="info", access_log=False)
+    app_ = create_app(model_dir, service_config)
+    uvicorn.run(app_, host=host, port=port, workers=1, log_level="info", access_log=False)
 
 
 def _check_serving_precision(spec: str, precision: str) -> None:

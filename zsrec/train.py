@@ -12,13 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from zsrec.config_file import config_yaml
 from zsrec.data.dataset import Dataset
 from zsrec.data.loaders import load_dataset
 from zsrec.data.splits import EvalSplit, SplitSettings, make_split
 from zsrec.encoders import load_encoder_lazily
 from zsrec.errors import ConfigError
 from zsrec.evaluation.run import Reporter, SilentReporter, describe_split
-from zsrec.io import check_free_space, check_out_writable
+from zsrec.io import atomic_write_text, check_free_space, check_out_writable
 from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, text_models, training_settings
@@ -28,6 +29,8 @@ from zsrec.training.adversarial import AdversarialSettings, parse_adversarial
 from zsrec.training.artifacts import TrainingRecord, fit_and_record, save_model_folder
 from zsrec.training.options import parse_fields
 
+#: the resolved options of `zsrec train` inside the model folder
+RUN_CONFIG_FILE = "run.yaml"
 #: models that tune on validation categories, and so take `validation_level`
 VALIDATING_MODELS = ("zero-shot", "ensemble")
 
@@ -81,6 +84,7 @@ def train_model(
     embeddings: EmbeddingSource | None = None,
     reporter: Reporter | None = None,
     command: Sequence[str] = (),
+    run_config: dict[str, Any] | None = None,
 ) -> tuple[Recommender, TrainingRecord]:
     """Fit the registered model `name` and, with `out`, write it as a model folder (all or nothing).
 
@@ -94,6 +98,8 @@ def train_model(
             leave-category-out, else their own default.
         embeddings: the text embeddings to share; default: one for `encoder` when the model reads text.
         overwrite: replace a non-empty `out`.
+        run_config: the command's resolved options, written into the folder as `run.yaml` (what
+            `zsrec train --config` reads), so that the model can be trained again from its folder.
 
     Returns:
         The fitted model and its record (what `training.json` holds). Text models' folders also carry the
@@ -136,7 +142,7 @@ def train_model(
     )
     if out is not None:
         serving = service_writer(recommender, split, data, embeddings, encoder) if embeddings is not None else None
-        save_model_folder(recommender, record, out, overwrite=overwrite, extra=serving)
+        save_model_folder(recommender, record, out, overwrite=overwrite, extra=folder_extras(serving, run_config))
     return recommender, record
 
 
@@ -154,6 +160,20 @@ def estimate_folder_bytes(data: Dataset, name: str) -> int:
     per_item = 3 * 1024 * 4
     size = MIN_FREE_BYTES + data.n_items * per_item + 2 * text_bytes + 64 * len(data.interactions)
     return size + (ENCODER_WEIGHT_BYTES if name in _SAVES_ENCODER else 0)
+
+
+def folder_extras(serving: Any, run_config: dict[str, Any] | None) -> Any:
+    """One function adding the service's files and `run.yaml` to a model folder (None when neither)."""
+    if serving is None and run_config is None:
+        return None
+
+    def write(folder: Path) -> None:
+        if serving is not None:
+            serving(folder)
+        if run_config is not None:
+            atomic_write_text(folder / RUN_CONFIG_FILE, config_yaml(run_config))
+
+    return write
 
 
 def text_embeddings(names: Sequence[str], encoder: str, reporter: Reporter) -> EmbeddingSource | None:

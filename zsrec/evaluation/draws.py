@@ -160,6 +160,7 @@ def draws_document(
         ratios = baseline_ratios(docs, revealed=revealed)
     doc = {
         "dataset": first["dataset"],
+        "dataset_fingerprint": first.get("dataset_fingerprint"),
         "protocol": {
             "name": split_settings.protocol,
             "level": split_settings.level,

@@ -27,7 +27,7 @@ from zsrec.models.base import Recommender
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.models.registry import ModelContext, build_model, new_category_level, parse_model_names, text_models
 from zsrec.reporting import Reporter, SilentReporter, json_ready
-from zsrec.training.artifacts import check_evaluable, is_model_folder, load_model_folder
+from zsrec.training.artifacts import check_evaluable, dataset_fingerprint, is_model_folder, load_model_folder
 
 POOL_CHOICES = ("new", "all", "both")
 
@@ -320,6 +320,7 @@ def result_document(
     validation = split.validation.heldout_categories if split.validation is not None else ()
     doc = {
         "dataset": data.name,
+        "dataset_fingerprint": dataset_fingerprint(data),
         "protocol": {
             "name": split.protocol,
             "level": split.level,

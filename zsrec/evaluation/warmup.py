@@ -106,6 +106,7 @@ def warmup_document(
     return json_ready(
         {
             "dataset": first["dataset"],
+            "dataset_fingerprint": first["dataset_fingerprint"],
             "reveal_values": list(values),
             "reveal": docs,
             **{key: first[key] for key in ("encoder", "zsrec_version", "created", "command")},

@@ -16,7 +16,7 @@ from zsrec.models.registry import ModelContext, build_model, new_category_level,
 from zsrec.reporting import Reporter, SilentReporter, json_ready
 from zsrec.robustness.attacks import choose_stuffed_items
 from zsrec.robustness.evaluate import RobustnessSettings, attack_examples, robustness_of, settings_dict
-from zsrec.training.artifacts import check_evaluable, load_model_folder
+from zsrec.training.artifacts import check_evaluable, dataset_fingerprint, load_model_folder
 
 
 def run_robustness(
@@ -116,6 +116,7 @@ def result_document(
     stuffed = choose_stuffed_items(split.new_items, settings.attack)
     doc = {
         "dataset": data.name,
+        "dataset_fingerprint": dataset_fingerprint(data),
         "protocol": {
             "name": split.protocol,
             "level": split.level,
