@@ -121,7 +121,8 @@ def test_parity_holds_for_a_posted_item_in_a_new_category_and_a_new_user(served:
 def test_a_folder_whose_model_cannot_be_served_refuses_to_start(trained: dict[str, Path], tmp_path: Path) -> None:
     folder = tmp_path / "old"
     shutil.copytree(trained["zero-shot"], folder)
-    (folder / "ids.json").unlink()  # as written by a zsrec that did not record ids
+    (folder / "ids.json").unlink()  # as written by a zsrec that did not record ids (nor manifests)
+    (folder / "manifest.json").unlink()
     with pytest.raises(ConfigError, match="without its item and user ids"), TestClient(create_app(folder)):
         pass
 
