@@ -522,6 +522,16 @@ def append_users(model: Recommender, user_ids: Sequence[str]) -> np.ndarray:
     return np.arange(start, model.n_users_, dtype=np.int64)
 
 
+def append_users_with_profiles(model: Recommender, user_ids: Sequence[str]) -> np.ndarray:
+    """`append_users`, and an empty (zero) profile-text vector for each new user where the model has profiles."""
+    new = append_users(model, user_ids)
+    profiles = model.profile_vectors_  # type: ignore[attr-defined]
+    if len(profiles):
+        zeros = np.zeros((len(new), profiles.shape[1]), dtype=np.float32)
+        model.profile_vectors_ = np.vstack([profiles, zeros])  # type: ignore[attr-defined]
+    return new
+
+
 def append_rows(owner: object, name: str, rows: np.ndarray) -> None:
     """Set `owner.<name>` to its rows followed by `rows`, in amortised O(len(rows)) time.
 

@@ -27,7 +27,13 @@ from zsrec.data.splits import default_validation_level
 from zsrec.encoders.templates import ItemTextTemplate, UserTextTemplate
 from zsrec.errors import ConfigError
 from zsrec.io import atomic_write_bytes, atomic_write_text
-from zsrec.models.base import Recommender, append_item_ids, append_rows, append_users, with_text_columns
+from zsrec.models.base import (
+    Recommender,
+    append_item_ids,
+    append_rows,
+    append_users_with_profiles,
+    with_text_columns,
+)
 from zsrec.models.embedding_source import EmbeddingSource
 from zsrec.training.adversarial import TextAugmenter
 from zsrec.training.heads import (
@@ -311,10 +317,7 @@ class HeadRecommender(Recommender):
         return new
 
     def add_users(self, user_ids: list[str]) -> np.ndarray:
-        new = append_users(self, user_ids)
-        if len(self.profile_vectors_):
-            zeros = np.zeros((len(new), self.profile_vectors_.shape[1]), dtype=np.float32)
-            self.profile_vectors_ = np.vstack([self.profile_vectors_, zeros])
+        new = append_users_with_profiles(self, user_ids)
         self.user_vectors_ = self._user_vectors()
         return new
 

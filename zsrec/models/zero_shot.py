@@ -22,7 +22,7 @@ from zsrec.models.base import (
     Recommender,
     append_item_ids,
     append_rows,
-    append_users,
+    append_users_with_profiles,
     standardise_against,
     with_text_columns,
 )
@@ -267,10 +267,7 @@ class ZeroShotRecommender(Recommender):
 
     def add_users(self, user_ids: list[str]) -> np.ndarray:
         """Append users with empty histories and empty profiles (see `AcceptsNewItems`)."""
-        new = append_users(self, user_ids)
-        if len(self.profile_vectors_):
-            zeros = np.zeros((len(new), self.profile_vectors_.shape[1]), dtype=np.float32)
-            self.profile_vectors_ = np.vstack([self.profile_vectors_, zeros])
+        new = append_users_with_profiles(self, user_ids)
         for model in self._lexical.values():
             model.n_users_, model.ids_ = self.n_users_, self.ids_
         return new
