@@ -435,8 +435,8 @@ def render() -> str:
             "",
         ]
     lines += [
-        "Not measured by this script yet: encoder speed (sentence-transformers against zsrec torch, ONNX fp32 and "
-        "int8, `--no-cache`) and NDCG per precision, which come with the ONNX encoders.",
+        "Encoder speed (sentence-transformers against zsrec torch, ONNX fp32 and int8, `--no-cache`) and NDCG per "
+        "precision: `benchmarks/encoders.py`, its own section.",
         "",
     ]
     loads = [d["load_avg_1m"] for d in (load(stage) for stage in STAGES) if d and "load_avg_1m" in d]
