@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from zsrec._version import __version__
-from zsrec.data import load_dataset
+from zsrec.data import dataset_of
 from zsrec.data.dataset import Dataset
 from zsrec.encoders import EmbeddingCache, load_encoder_lazily, with_precision
 from zsrec.encoders.loading import PRECISIONS
@@ -141,13 +141,7 @@ def embed_dataset(
     if settings.engine == "spark":
         spark_engine(spark)  # an engine that is not there fails before any work
     load_encoder_lazily(settings.spec)  # a bad encoder fails before the dataset is read
-    if isinstance(dataset, Dataset):
-        data = dataset
-    else:
-        with reporter.progress(f"loading {dataset}", None):
-            data = load_dataset(dataset)
-        for line in data.warnings:
-            reporter.warning(line)
+    data = dataset_of(dataset, reporter)
     result = embed_items(data.items, settings, show_progress=show_progress, spark=spark)
     if result.n_empty:
         reporter.warning(f"{result.n_empty} items have no text: their vectors are zero")

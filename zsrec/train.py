@@ -14,7 +14,7 @@ from typing import Any
 
 from zsrec.config_file import config_yaml
 from zsrec.data.dataset import Dataset
-from zsrec.data.loaders import load_dataset
+from zsrec.data.loaders import dataset_of
 from zsrec.data.splits import EvalSplit, SplitSettings, make_split
 from zsrec.encoders import load_encoder_lazily
 from zsrec.errors import ConfigError
@@ -113,13 +113,7 @@ def train_model(
         check_free_space(out, MIN_FREE_BYTES)
     if embeddings is None:
         embeddings = text_embeddings([name, *members], encoder, reporter)
-    if isinstance(dataset, Dataset):
-        data = dataset
-    else:
-        with reporter.progress(f"loading {os.fspath(dataset)}", None):
-            data = load_dataset(dataset)
-        for line in data.warnings:
-            reporter.warning(line)
+    data = dataset_of(dataset, reporter)
     if out is not None:
         check_free_space(out, estimate_folder_bytes(data, name))
     split = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zsrec.data.dataset import CATEGORY_SEP, Dataset, IdMap
-from zsrec.data.loaders import load_dataset, load_folder, load_tables
+from zsrec.data.loaders import dataset_of, load_dataset, load_folder, load_tables
 from zsrec.data.summary import summarize
 from zsrec.errors import DataValidationError
 
@@ -11,6 +11,7 @@ __all__ = [
     "CATEGORY_SEP",
     "DataValidationError",
     "Dataset",
+    "dataset_of",
     "IdMap",
     "load_dataset",
     "load_folder",

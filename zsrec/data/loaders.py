@@ -16,6 +16,7 @@ from zsrec.data.build import build_dataset
 from zsrec.data.dataset import Dataset
 from zsrec.data.tables import SUPPORTED_SUFFIXES, read_table
 from zsrec.errors import DataValidationError
+from zsrec.reporting import Reporter
 
 AMAZON_LCREC_PREFIX = "amazon-lcrec:"
 COMPLETEJOURNEY_SPEC = "completejourney"
@@ -50,6 +51,18 @@ def load_dataset(spec: str | os.PathLike[str], *, category_separator: str | None
     if path.exists():
         raise DataValidationError(f"{path} is a file, not a dataset folder; {_SPEC_HELP}")
     raise DataValidationError(f"dataset folder not found: {path} ({_SPEC_HELP})")
+
+
+def dataset_of(dataset: str | os.PathLike[str] | Dataset, reporter: Reporter) -> Dataset:
+    """`dataset` itself, or the dataset its spec names, loaded with a progress line and its cleaning warnings
+    reported (the commands take either)."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    with reporter.progress(f"loading {os.fspath(dataset)}", None):
+        data = load_dataset(dataset)
+    for line in data.warnings:
+        reporter.warning(line)
+    return data
 
 
 def load_folder(folder: str | os.PathLike[str], *, category_separator: str | None = None) -> Dataset:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from zsrec._version import __version__
 from zsrec.data.dataset import Dataset
-from zsrec.data.loaders import load_dataset
+from zsrec.data.loaders import dataset_of
 from zsrec.data.splits import LAUNCH, LEAVE_CATEGORY_OUT, EvalSplit, SplitSettings, make_split
 from zsrec.encoders.templates import ItemTextTemplate
 from zsrec.errors import ConfigError, split_list
@@ -174,13 +174,7 @@ def prepare_split(
 ) -> tuple[Dataset, EvalSplit]:
     """Load the dataset (reporting its cleaning warnings) and build the split; no test user is an error."""
     reporter = reporter or SilentReporter()
-    if isinstance(dataset, str):
-        with reporter.progress(f"loading {dataset}", None):
-            data = load_dataset(dataset)
-        for line in data.warnings:
-            reporter.warning(line)
-    else:
-        data = dataset
+    data = dataset_of(dataset, reporter)
     split = make_split(data, settings)
     if len(split.test_users) == 0:
         raise ConfigError(
