@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import replace
 
@@ -29,10 +28,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from common import REPO, machine_line, write_section  # noqa: E402
+from launch import shop  # noqa: E402  (the same shops: Amazon Scientific, the demo reduction of Complete Journey)
 
-from zsrec.data import load_dataset  # noqa: E402
 from zsrec.data.splits import LAUNCH, SplitSettings  # noqa: E402
-from zsrec.demo import DEMO_CATEGORIES, keep_popular_items  # noqa: E402
+from zsrec.demo import DEMO_CATEGORIES  # noqa: E402
 from zsrec.evaluation.evaluate import EvalSettings, launch_metrics  # noqa: E402
 from zsrec.evaluation.metrics import paired_bootstrap_ci  # noqa: E402
 from zsrec.evaluation.run import RunOptions, prepare_split  # noqa: E402
@@ -40,7 +39,6 @@ from zsrec.io import atomic_write_text  # noqa: E402
 from zsrec.models.blend import InterleaveRecommender, interleaved_scores, seen_mask  # noqa: E402
 from zsrec.models.embedding_source import EmbeddingSource  # noqa: E402
 
-AMAZON = REPO.parent / "shared" / "data" / "amazon-scientific"
 OUT = REPO / "docs" / "benchmarks" / "launch_day"
 PLOT = REPO / "docs" / "benchmarks" / "launch_day.png"
 SCIENTIFIC_CATEGORIES = (
@@ -64,12 +62,6 @@ SHOPS = {
 }
 
 
-def shop(name: str):
-    if name == "amazon":
-        if not (AMAZON / "Scientific.item.json").exists():
-            sys.exit(f"{AMAZON} not found: this benchmark reads ../shared/data/amazon-scientific")
-        return load_dataset(f"amazon-lcrec:{AMAZON}")
-    return keep_popular_items(load_dataset("completejourney"), 30)  # the demo's reduction
 
 
 def one_split(data, settings: SplitSettings, options: RunOptions, *, shares: bool) -> dict:
